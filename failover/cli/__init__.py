@@ -1,0 +1,103 @@
+"""The ``failover`` command line: one entry point, one module per command family.
+
+Exit codes are part of the contract (DESIGN §6): 0 ok, 1 operation failed, 2 bad input (usage,
+config, playbook). Every read command takes ``--json``. Errors are printed as sentences that
+name the file, line and fix; tracebacks are only shown with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from failover import __version__, errors, secrets
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+
+#: modules that each define ``register(subparsers)``; order is the order of ``--help``
+COMMAND_MODULES = (
+    "failover.cli.ops_cmd",
+    "failover.cli.drill_cmd",
+    "failover.cli.config_cmd",
+    "failover.cli.lab_cmd",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="failover", description="Keep the sovereign emergency workplace alive.")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config file (default: $FAILOVER_CONFIG or the embedded lab config)")
+    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    parser.add_argument("--version", action="version", version=f"failover {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        for noisy in ("aiohttp.access", "botocore", "aiobotocore", "urllib3", "httpx", "kubernetes_asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    secrets.install_log_filter()
+
+
+def _print_issues(exc: errors.InputError) -> None:
+    for issue in exc.issues:
+        print(f"error: {secrets.redact(str(issue))}", file=sys.stderr)
+    if len(exc.issues) > 1:
+        print(f"{len(exc.issues)} problems found; nothing was changed.", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.debug)
+    func = args.func
+    try:
+        result = func(args)
+        if inspect.isawaitable(result):
+            result = asyncio.run(result)  # type: ignore[arg-type]
+        return int(result or 0)
+    except errors.InputError as exc:
+        _print_issues(exc)
+        return EXIT_INPUT
+    except errors.FailoverError as exc:
+        if args.debug:
+            logging.getLogger("failover").exception("operation failed")
+        print(f"error: {secrets.redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

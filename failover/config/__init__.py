@@ -1,0 +1,1 @@
+"""Typed configuration: models, YAML loading with file:line errors, JSON Schema export."""

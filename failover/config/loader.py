@@ -1,0 +1,155 @@
+"""Loading and validating the configuration: every problem, with file and line, before anything runs.
+
+Validation runs in two passes and collects everything (Velero ``ValidationErrors`` style):
+schema errors from pydantic, mapped back to YAML lines, then cross-references (a site names an
+unknown provider, the preference names an unknown site, the DNS provider is missing, …). The
+workplace profile is a second file, validated the same way. Warnings (valid, but risky) are
+returned beside the config, e.g. OTC public DNS depending on the eu-de control plane.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from failover import errors
+from failover.config import models, yamlpos
+
+ENV_CONFIG = "FAILOVER_CONFIG"
+ENV_STATE = "FAILOVER_STATE_DIR"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated configuration with its workplace profile and where it came from."""
+
+    config: models.Config
+    profile: models.WorkplaceProfile
+    path: Path
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def state_dir(self) -> Path:
+        if self.config.state_dir is not None:
+            base = self.config.state_dir.expanduser()
+            return base if base.is_absolute() else (self.path.parent / base).resolve()
+        env = os.environ.get(ENV_STATE)
+        if env:
+            return Path(env).expanduser().resolve()
+        return (Path.cwd() / ".failover-state").resolve()
+
+
+def default_config_path() -> Path:
+    """The embedded default: the lab config shipped in the repository's ``config/``."""
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2] / "config" / "lab.yaml"
+    if repo.exists():
+        return repo
+    return Path(str(importlib.resources.files("failover") / "data" / "lab.yaml"))
+
+
+def _pydantic_issues(located: yamlpos.Located, exc: pydantic.ValidationError) -> list[errors.Issue]:
+    issues = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; `failover config schema` lists every field)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        issues.append(located.issue(loc, f"{where}: {msg}"))
+    return issues
+
+
+def _parse(located: yamlpos.Located, model: type[pydantic.BaseModel]) -> Any:
+    if not isinstance(located.data, dict):
+        raise errors.ConfigError([located.issue((), "the file must contain a mapping at the top level")])
+    try:
+        return model.model_validate(located.data)
+    except pydantic.ValidationError as exc:
+        raise errors.ConfigError(_pydantic_issues(located, exc)) from None
+
+
+def _cross_check(located: yamlpos.Located, cfg: models.Config) -> list[errors.Issue]:
+    issues: list[errors.Issue] = []
+    names = {s.name for s in cfg.sites}
+    for i, site in enumerate(cfg.sites):
+        if site.provider not in cfg.providers:
+            issues.append(located.issue(("sites", i, "provider"),
+                f"sites[{i}].provider: unknown provider {site.provider!r}; define it under `providers:` "
+                f"(known: {', '.join(sorted(cfg.providers)) or 'none'})"))
+    for i, name in enumerate(cfg.policy.preference):
+        if name not in names:
+            issues.append(located.issue(("policy", "preference", i),
+                f"policy.preference: unknown site {name!r} (sites: {', '.join(sorted(names))})"))
+        elif cfg.site(name).role is models.Role.ACTIVE:
+            issues.append(located.issue(("policy", "preference", i),
+                f"policy.preference: {name!r} is the active site; list standbys only"))
+    if cfg.dns.provider not in cfg.providers:
+        issues.append(located.issue(("dns", "provider"),
+            f"dns.provider: unknown provider {cfg.dns.provider!r}; define it under `providers:`"))
+    return issues
+
+
+def _warnings(cfg: models.Config) -> list[str]:
+    out: list[str] = []
+    dns = cfg.providers.get(cfg.dns.provider)
+    if dns is not None and dns.kind == "otc":
+        out.append("dns.provider is OTC: public zones are only manageable through the eu-de endpoint, "
+                   "so DNS failover depends on the eu-de control plane")
+    standbys = [s for s in cfg.sites if s.role is models.Role.STANDBY]
+    active = cfg.active_site()
+    if standbys and all(s.provider == active.provider for s in standbys):
+        out.append("every standby is on the active site's provider: a provider outage takes all of them")
+    return out
+
+
+def load(path: Path | None = None) -> Loaded:
+    """Load and validate ``path`` (default: :func:`default_config_path`) and its profile.
+
+    Raises :class:`~failover.errors.ConfigError` listing every problem with file:line.
+    """
+    path = (path or default_config_path()).resolve()
+    located = yamlpos.load_file(path)
+    issues: list[errors.Issue] = []
+    cfg: models.Config | None = None
+    try:
+        cfg = _parse(located, models.Config)
+    except errors.ConfigError as exc:
+        issues.extend(exc.issues)
+    if cfg is not None:
+        issues.extend(_cross_check(located, cfg))
+    profile: models.WorkplaceProfile | None = None
+    if isinstance(located.data, dict):
+        wp = located.data.get("workplace") if isinstance(located.data.get("workplace"), dict) else {}
+        profile_rel = Path(str((wp or {}).get("profile", "workplaces/opendesk.yaml")))
+        profile_path = profile_rel if profile_rel.is_absolute() else path.parent / profile_rel
+        try:
+            profile = load_profile(profile_path)
+        except errors.ConfigError as exc:
+            issues.extend(exc.issues)
+    if issues or cfg is None or profile is None:
+        raise errors.ConfigError(issues)
+    return Loaded(config=cfg, profile=profile, path=path, warnings=tuple(_warnings(cfg)))
+
+
+def load_profile(path: Path) -> models.WorkplaceProfile:
+    located = yamlpos.load_file(path)
+    profile: models.WorkplaceProfile = _parse(located, models.WorkplaceProfile)
+    return profile
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the config file (for editors and CI linting)."""
+    schema = models.Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "failover configuration"
+    return schema

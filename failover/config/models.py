@@ -1,0 +1,251 @@
+"""The configuration's typed models (pydantic v2).
+
+One file describes the whole deployment: the providers and how to reach them, the sites (one
+provider region with a Kubernetes cluster each), the workplace (openDesk, as a profile of
+components), DNS, storage and the failover policy. Secrets are never written inline: every
+secret is a :class:`~providers.base.Credential` (an environment variable or a file).
+
+Where a value is resolved at run time (the lab's ephemeral ports), the field is optional here and
+filled by :mod:`failover.config.runtime` from the lab's state.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from providers.base import ClusterRef, Credential, ProviderKind, ProviderSettings
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Role(StrEnum):
+    ACTIVE = "active"  #: serves the workplace now
+    STANDBY = "standby"  #: could take over; receives replicated backups
+    FENCED = "fenced"  #: lost the role; must never serve or write again without a failback
+
+
+class Strategy(StrEnum):
+    RESTORE = "restore"  #: restored from the Velero backup on failover
+    SCALE = "scale"  #: pre-deployed at zero replicas on the standby, scaled up on failover
+
+
+class PolicyMode(StrEnum):
+    AUTOMATIC = "automatic"  #: the daemon starts the failover run itself
+    APPROVAL = "approval"  #: the daemon creates a run that waits for `failover approve`
+    MANUAL = "manual"  #: the daemon only reports; runs are started by an operator
+
+
+# --- workplace profile --------------------------------------------------------------------------
+
+class Workload(_Model):
+    kind: Literal["Deployment", "StatefulSet"]
+    name: str
+    replicas: int = Field(default=1, ge=0)
+
+
+class Probe(_Model):
+    """A component's user-facing check through the ingress, by Host header."""
+
+    type: Literal["http", "tcp"] = "http"
+    hostname: str | None = None  #: short name under the zone, e.g. ``files``
+    path: str = "/"
+    expect_status: int = 200
+    expect_body: str | None = None  #: substring the body must contain
+    port: int | None = None  #: for tcp probes
+
+
+class Component(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    title: str
+    group: int = Field(ge=0, le=9, description="restore group: lower groups are restored first")
+    strategy: Strategy = Strategy.RESTORE
+    critical: bool = True
+    namespace: str = "opendesk"
+    selector: dict[str, str] = Field(
+        default_factory=dict, description="labels that select the component's objects (Velero labelSelector)")
+    workloads: tuple[Workload, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    probes: tuple[Probe, ...] = ()
+    data: tuple[str, ...] = ()  #: what data it holds (documentation and reports)
+    stateful: bool = False  #: keeps application records (lab: counted for data loss)
+
+
+class WorkplaceProfile(_Model):
+    name: str
+    description: str = ""
+    group_names: dict[int, str] = Field(default_factory=dict)
+    components: tuple[Component, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> WorkplaceProfile:
+        seen: set[str] = set()
+        hosts: set[str] = set()
+        for c in self.components:
+            if c.name in seen:
+                raise ValueError(f"component {c.name!r} is defined twice")
+            seen.add(c.name)
+            for h in c.hostnames:
+                if h in hosts:
+                    raise ValueError(f"hostname {h!r} is used by two components")
+                hosts.add(h)
+        return self
+
+    def groups(self) -> list[int]:
+        return sorted({c.group for c in self.components})
+
+    def component(self, name: str) -> Component:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+class WorkplaceConfig(_Model):
+    name: str = "opendesk"
+    profile: Path = Path("workplaces/opendesk.yaml")  #: relative to the config file
+    zone: str = Field(pattern=r"^([a-z0-9-]+\.)+$", description="DNS zone with trailing dot")
+
+
+# --- sites --------------------------------------------------------------------------------------
+
+class KubeAccess(_Model):
+    """How the daemon reaches a site's Kubernetes API (a provider kubeconfig is the fallback)."""
+
+    api: str | None = None
+    token: Credential | None = None
+    verify_tls: bool = True
+
+
+class Ingress(_Model):
+    address: str | None = None  #: the IP every hostname points at while the site is active
+    port: int | None = Field(default=None, ge=1, le=65535)
+    scheme: Literal["http", "https"] = "https"
+
+
+class Storage(_Model):
+    """The site's S3 bucket holding Velero backups (Velero's layout)."""
+
+    endpoint: str | None = None
+    bucket: str = "velero"
+    region: str = "us-east-1"
+    prefix: str = ""
+    access_key: Credential | None = None
+    secret_key: Credential | None = None
+
+
+class Site(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    provider: str
+    region: str
+    role: Role = Role.STANDBY
+    jurisdiction: str = "DE"
+    attestations: tuple[str, ...] = ()
+    cluster: ClusterRef | None = None  #: provider-side ids (defaults: the site name)
+    kube: KubeAccess = KubeAccess()
+    ingress: Ingress = Ingress()
+    storage: Storage = Storage()
+    velero_namespace: str = "velero"
+    bsl: str = "default"
+
+    def cluster_ref(self) -> ClusterRef:
+        return self.cluster or ClusterRef(region=self.region, cluster=self.name)
+
+
+# --- DNS, health, policy ------------------------------------------------------------------------
+
+class DnsConfig(_Model):
+    provider: str = Field(default="powerdns", description="a key of `providers` that carries the zone")
+    ttl: int = Field(default=30, ge=1, le=86400)
+    resolver: str | None = None  #: nameserver used to verify a switch (default: system)
+    resolver_port: int = 53
+
+
+class HealthConfig(_Model):
+    interval: float = Field(default=5.0, gt=0, description="seconds between probe rounds")
+    timeout: float = Field(default=3.0, gt=0)
+    fail_after: int = Field(default=3, ge=1, description="consecutive failures before a check is failing")
+    recover_after: int = Field(default=2, ge=1, description="consecutive successes before it is passing")
+    concurrency: int = Field(default=16, ge=1)
+    critical_majority: float = Field(
+        default=0.5, gt=0, le=1,
+        description="site is down when more than this share of critical components fail")
+    verify_tls: bool = True
+
+
+class Constraints(_Model):
+    jurisdictions: tuple[str, ...] = ()  #: allowed jurisdictions of a target (empty: any)
+    attestations: tuple[str, ...] = ()  #: attestations every target must have
+
+
+class Policy(_Model):
+    mode: PolicyMode = PolicyMode.AUTOMATIC
+    preference: tuple[str, ...] = ()  #: standby order; default: config order
+    constraints: Constraints = Constraints()
+    rpo: float = Field(default=900.0, gt=0, description="maximum tolerable data loss, seconds")
+    rto: float = Field(default=900.0, gt=0, description="target recovery time (WAZ), seconds")
+    cooldown: float = Field(default=600.0, ge=0, description="seconds between two automatic failovers")
+    allow_partially_failed: bool = True
+    playbook: str = "failover"
+
+
+class LabConfig(_Model):
+    """Settings of the simulated world (used by `failover lab …`)."""
+
+    ready_delay: float = Field(default=0.5, ge=0)
+    restore_item_delay: float = Field(default=0.01, ge=0)
+    backup_interval: str = "@every 10s"
+    sync_period: float = Field(default=1.0, gt=0)
+    slow_latency: float = Field(default=5.0, gt=0)
+    ingress_port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port")
+
+
+class Config(_Model):
+    version: Literal[1] = 1
+    state_dir: Path | None = None  #: default: $FAILOVER_STATE_DIR or ./.failover-state
+    workplace: WorkplaceConfig
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    sites: tuple[Site, ...]
+    dns: DnsConfig = DnsConfig()
+    health: HealthConfig = HealthConfig()
+    policy: Policy = Policy()
+    notify: tuple[str, ...] = ()  #: webhook URLs
+    lab: LabConfig | None = None  #: present: this config describes the lab
+
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, sites: tuple[Site, ...]) -> tuple[Site, ...]:
+        names = [s.name for s in sites]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"site names must be unique; repeated: {', '.join(dupes)}")
+        if sum(1 for s in sites if s.role is Role.ACTIVE) != 1:
+            raise ValueError("exactly one site must have role: active")
+        return sites
+
+    def site(self, name: str) -> Site:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def active_site(self) -> Site:
+        return next(s for s in self.sites if s.role is Role.ACTIVE)
+
+    def standby_order(self) -> list[Site]:
+        """Standbys in preference order (configured preference first, then config order)."""
+        standbys = [s for s in self.sites if s.role is Role.STANDBY]
+        rank = {name: i for i, name in enumerate(self.policy.preference)}
+        return sorted(standbys, key=lambda s: rank.get(s.name, len(rank) + standbys.index(s)))
+
+
+__all__ = [
+    "Component", "Config", "Constraints", "DnsConfig", "HealthConfig", "Ingress", "KubeAccess",
+    "LabConfig", "Policy", "PolicyMode", "Probe", "ProviderKind", "Role", "Site", "Storage",
+    "Strategy", "Workload", "WorkplaceConfig", "WorkplaceProfile",
+]
