@@ -1,0 +1,175 @@
+"""The controller cycle: one immutable snapshot in, one decision with one human sentence out.
+
+``decide`` is a pure function of the snapshot and the policy (after Patroni's ``_run_cycle``),
+testable without asyncio or I/O. The daemon builds the snapshot, calls ``decide``, acts on the
+decision (start or continue a run), and logs the sentence once — tests, drills and reports
+assert on that sentence.
+
+Safety rules encoded here:
+* only a ``down`` active site triggers a failover (``degraded`` never does: a flapping probe is
+  absorbed by the checks' hysteresis and by this rule);
+* a target must be a ready standby that meets the constraints; a fenced site never is;
+* no new run while one is in progress, while automation is paused, or within the cool-down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from failover.config import models
+from failover.health.model import Health, SiteView
+
+
+class Verdict(StrEnum):
+    STEADY = "steady"  #: active site healthy or degraded; nothing to do
+    UNKNOWN = "unknown"  #: not enough signals about the active site yet
+    FAILOVER = "failover"  #: start a failover run now (policy automatic)
+    REQUEST_APPROVAL = "request-approval"  #: create a failover run that waits for approval
+    NO_TARGET = "no-target"  #: active down, but no standby may take over: alert loudly
+    HOLD = "hold"  #: active down, but paused / cooling down / manual policy
+    IN_PROGRESS = "in-progress"  #: a run is already under way
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: str
+    playbook: str
+    phase: str
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: datetime
+    active: str
+    sites: Mapping[str, SiteView]
+    paused: bool = False
+    run: RunSummary | None = None
+    last_failover_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """The parts of the config the decision depends on."""
+
+    mode: models.PolicyMode
+    standby_order: tuple[str, ...]
+    jurisdictions: tuple[str, ...] = ()
+    attestations: tuple[str, ...] = ()
+    cooldown_s: float = 600.0
+
+    @classmethod
+    def from_config(cls, cfg: models.Config) -> PolicyView:
+        return cls(
+            mode=cfg.policy.mode,
+            standby_order=tuple(s.name for s in cfg.standby_order()),
+            jurisdictions=cfg.policy.constraints.jurisdictions,
+            attestations=cfg.policy.constraints.attestations,
+            cooldown_s=cfg.policy.cooldown,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    sentence: str
+    source: str
+    target: str | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  #: (site, why it was not chosen)
+    outage_started_at: datetime | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def acts(self) -> bool:
+        return self.verdict in (Verdict.FAILOVER, Verdict.REQUEST_APPROVAL)
+
+
+def _why_not(view: SiteView | None, name: str, policy: PolicyView) -> str | None:
+    """Why ``name`` cannot be the target, or None if it can."""
+    if view is None:
+        return "no signals"
+    if view.role == models.Role.FENCED.value:
+        return "fenced"
+    if view.role != models.Role.STANDBY.value:
+        return f"role {view.role}"
+    if policy.jurisdictions and view.jurisdiction not in policy.jurisdictions:
+        return f"jurisdiction {view.jurisdiction} not allowed"
+    missing = [a for a in policy.attestations if a not in view.attestations]
+    if missing:
+        return f"lacks attestation {', '.join(missing)}"
+    if view.health is Health.DOWN:
+        return "down"
+    if not view.ready:
+        return "not ready: " + ("; ".join(view.ready_reasons) or "unknown")
+    return None
+
+
+def choose_target(snapshot: Snapshot, policy: PolicyView) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The first standby in preference order that may take over, and why the others may not."""
+    skipped: list[tuple[str, str]] = []
+    for name in policy.standby_order:
+        if name == snapshot.active:
+            continue
+        reason = _why_not(snapshot.sites.get(name), name, policy)
+        if reason is None:
+            return name, tuple(skipped)
+        skipped.append((name, reason))
+    return None, tuple(skipped)
+
+
+def _ready_standbys(snapshot: Snapshot, policy: PolicyView) -> Sequence[str]:
+    return [n for n in policy.standby_order
+            if n != snapshot.active and _why_not(snapshot.sites.get(n), n, policy) is None]
+
+
+def _skipped_text(skipped: Sequence[tuple[str, str]]) -> str:
+    return "; ".join(f"{site} skipped ({why})" for site, why in skipped)
+
+
+def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
+    """What to do this cycle. Pure: no I/O, no clock, no randomness."""
+    active = snapshot.active
+    view = snapshot.sites.get(active)
+    if snapshot.run is not None:
+        step = f" at step {snapshot.run.step}" if snapshot.run.step else ""
+        return Decision(Verdict.IN_PROGRESS, f"{snapshot.run.playbook} run {snapshot.run.id} "
+                        f"{snapshot.run.phase}{step}", source=active)
+    if view is None or view.health is Health.UNKNOWN:
+        return Decision(Verdict.UNKNOWN, f"{active} health unknown (collecting signals); no action",
+                        source=active)
+    if view.health is not Health.DOWN:
+        ready = _ready_standbys(snapshot, policy)
+        state = "healthy" if view.health is Health.HEALTHY else \
+            f"degraded ({'; '.join(view.reasons) or 'some checks failing'})"
+        standby = f"standbys ready: {', '.join(ready)}" if ready else "NO standby ready"
+        return Decision(Verdict.STEADY, f"{active} {state}; {standby}; no action", source=active)
+
+    why = "; ".join(view.reasons) or "down rule met"
+    down = f"{active} down for {view.down_checks} checks ({why})"
+    target, skipped = choose_target(snapshot, policy)
+    skipped_text = f"; {_skipped_text(skipped)}" if skipped else ""
+    def down_decision(verdict: Verdict, sentence: str, *, with_target: bool = True) -> Decision:
+        return Decision(verdict, sentence, source=active, target=target if with_target else None,
+                        skipped=skipped, outage_started_at=view.outage_started_at if view else None)
+
+    if snapshot.paused:
+        return down_decision(Verdict.HOLD, f"{down}; automation paused; no action (`failover resume`)",
+                             with_target=False)
+    if target is None:
+        return down_decision(Verdict.NO_TARGET, f"{down}{skipped_text}; NO standby may take over; "
+                             "not failing over: operator action needed")
+    if snapshot.last_failover_at is not None:
+        since = (snapshot.now - snapshot.last_failover_at).total_seconds()
+        if since < policy.cooldown_s:
+            return down_decision(Verdict.HOLD, f"{down}; last failover {since:.0f}s ago, within the "
+                                 f"cool-down of {policy.cooldown_s:.0f}s; no action")
+    if policy.mode is models.PolicyMode.MANUAL:
+        return down_decision(Verdict.HOLD, f"{down}{skipped_text}; {target} ready; policy manual: "
+                             f"run `failover run failover --to {target}`")
+    if policy.mode is models.PolicyMode.APPROVAL:
+        return down_decision(Verdict.REQUEST_APPROVAL, f"{down}{skipped_text}; {target} ready; "
+                             "failover run waits for approval")
+    return down_decision(Verdict.FAILOVER, f"{down}{skipped_text}; {target} ready; starting failover")
