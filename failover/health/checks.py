@@ -1,0 +1,125 @@
+"""Checks: hysteresis over probe signals, and the rules that turn checks into a site's health.
+
+A probe gives one sample (ok or not, with a detail). A :class:`Check` turns the stream of samples
+into a stable verdict: failing only after ``fail_after`` consecutive failures, passing again only
+after ``recover_after`` consecutive successes. A probe that fails every other sample therefore
+never makes a check fail, which is why a flapping endpoint cannot trigger a failover.
+
+The **down rule** (documented in README): a site is ``down`` when its Kubernetes API check is
+failing, or when more than ``critical_majority`` of the workplace's critical component checks are
+failing. ``degraded``: any other failing check. ``unknown``: the Kubernetes API check or most
+component checks have no verdict yet. Readiness of a standby is separate (:func:`readiness`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from failover.health.model import CheckKind, CheckResult, Health
+
+
+@dataclass(frozen=True)
+class Sample:
+    ok: bool
+    detail: str
+    at: datetime
+
+
+class Check:
+    """One check's hysteresis state (mutable; owned by the watcher)."""
+
+    def __init__(self, name: str, kind: CheckKind, *, fail_after: int, recover_after: int,
+                 critical: bool = True) -> None:
+        self.name = name
+        self.kind = kind
+        self.critical = critical
+        self.fail_after = fail_after
+        self.recover_after = recover_after
+        self.passing: bool | None = None
+        self.failures = 0
+        self.successes = 0
+        self.detail = ""
+        self.failing_since: datetime | None = None
+
+    def observe(self, sample: Sample) -> None:
+        self.detail = sample.detail
+        if sample.ok:
+            self.successes += 1
+            self.failures = 0
+            if self.passing is not True and (self.passing is None or self.successes >= self.recover_after):
+                self.passing = True
+            if self.passing:
+                self.failing_since = None
+        else:
+            if self.failures == 0:
+                self.failing_since = sample.at
+            self.failures += 1
+            self.successes = 0
+            if self.failures >= self.fail_after:
+                self.passing = False
+
+    def result(self) -> CheckResult:
+        return CheckResult(
+            name=self.name, kind=self.kind, passing=self.passing, detail=self.detail,
+            consecutive_failures=self.failures, consecutive_successes=self.successes,
+            critical=self.critical, failing_since=self.failing_since if self.failures else None,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    health: Health
+    reasons: tuple[str, ...]
+    outage_started_at: datetime | None
+    down_checks: int
+
+
+def _failing(checks: Iterable[CheckResult]) -> list[CheckResult]:
+    return [c for c in checks if c.passing is False]
+
+
+def site_health(checks: Iterable[CheckResult], *, critical_majority: float) -> Verdict:
+    """Apply the down rule to one site's checks (pure)."""
+    checks = list(checks)
+    kube = [c for c in checks if c.kind is CheckKind.KUBE]
+    components = [c for c in checks if c.kind is CheckKind.COMPONENT and c.critical]
+    failing = _failing(checks)
+    reasons = tuple(f"{c.name}: {c.detail}" if c.detail else c.name for c in failing)
+    starts = [c.failing_since for c in failing if c.failing_since is not None]
+    started = min(starts) if starts else None
+    kube_down = any(c.passing is False for c in kube)
+    failing_components = [c for c in components if c.passing is False]
+    majority_down = bool(components) and len(failing_components) / len(components) > critical_majority
+    if kube_down or majority_down:
+        driving = [c for c in kube if c.passing is False] if kube_down else failing_components
+        down_checks = max((c.consecutive_failures for c in driving), default=0)
+        return Verdict(Health.DOWN, reasons, started, down_checks)
+    known_components = [c for c in components if c.passing is not None]
+    if any(c.passing is None for c in kube) or (components and len(known_components) * 2 < len(components)):
+        return Verdict(Health.UNKNOWN, reasons, started, 0)
+    if failing:
+        return Verdict(Health.DEGRADED, reasons, started, 0)
+    return Verdict(Health.HEALTHY, (), None, 0)
+
+
+def readiness(
+    checks: Iterable[CheckResult], *, required: Iterable[CheckKind]
+) -> tuple[bool, tuple[str, ...]]:
+    """A standby is ready when every check of a required kind passes (pure).
+
+    Returns (ready, reasons-why-not). A required kind with no check at all is a reason too.
+    """
+    checks = list(checks)
+    reasons: list[str] = []
+    for kind in required:
+        of_kind = [c for c in checks if c.kind is kind]
+        if not of_kind:
+            reasons.append(f"no {kind.value} check")
+            continue
+        for c in of_kind:
+            if c.passing is not True:
+                state = "no verdict yet" if c.passing is None else (c.detail or "failing")
+                reasons.append(f"{c.name}: {state}")
+    return not reasons, tuple(reasons)
