@@ -1,0 +1,8 @@
+"""The playbook actions: each is idempotent, carries the run's fencing epoch, and says what it did.
+
+Importing this package registers every action with :mod:`failover.playbook.registry`.
+"""
+
+from failover.actions import dns, fence, lifecycle, restore
+
+__all__ = ["dns", "fence", "lifecycle", "restore"]

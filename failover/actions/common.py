@@ -1,0 +1,65 @@
+"""Helpers shared by the actions: typed access to the service bundle, polling, names."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from failover import errors
+from failover.config import models
+from failover.playbook.engine import StepContext
+from failover.services import Services
+
+T = TypeVar("T")
+
+
+def services(ctx: StepContext) -> Services:
+    svc = ctx.services
+    if not isinstance(svc, Services):
+        raise errors.PermanentError("the engine was started without the failover service bundle")
+    return svc
+
+
+def components_of(svc: Services, *, group: int | None = None,
+                  strategy: models.Strategy | None = None) -> list[models.Component]:
+    return [c for c in svc.runtime.profile.components
+            if (group is None or c.group == group) and (strategy is None or c.strategy is strategy)]
+
+
+def k8s_name(*parts: str, limit: int = 63) -> str:
+    """A deterministic DNS-1123 name from ``parts``; long names keep a hash suffix."""
+    raw = "-".join(parts).lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return f"{name[:limit - 9].rstrip('-')}-{digest}"
+
+
+async def poll(fn: Callable[[], Awaitable[T | None]], *, timeout: float, interval: float = 0.5,
+               what: str) -> T:
+    """Call ``fn`` until it returns a value (not None); TemporaryError after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            value = await fn()
+        except errors.TemporaryError:
+            value = None
+            if loop.time() >= deadline:
+                raise
+        if value is not None:
+            return value
+        if loop.time() >= deadline:
+            raise errors.TemporaryError(f"{what}: not done after {timeout:g}s")
+        await asyncio.sleep(interval)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

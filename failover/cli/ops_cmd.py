@@ -1,0 +1,233 @@
+"""Operations commands: ``status``, ``plan``, ``run``, ``approve``, ``history``, ``daemon``,
+``pause``, ``resume`` — the surface the on-call engineer and the runbook use."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+from typing import Any
+
+from failover import errors
+from failover.cli import output
+from failover.config import loader, runtime
+from failover.services import utcnow
+
+logger = logging.getLogger("failover.cli")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("status", help="sites, health with reasons, readiness, active site, current run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("plan", help="dry run: what a failover would do now (changes nothing)")
+    p.add_argument("kind", choices=["failover", "switchover"])
+    p.add_argument("--to", required=True, help="target site")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=plan)
+
+    p = sub.add_parser("run", help="run a playbook now (holds the lease while it runs)")
+    p.add_argument("playbook", help="playbook name (failover, switchover) or path")
+    p.add_argument("--to", required=True, help="target site")
+    p.add_argument("--from", dest="source", default=None, help="source site (default: the active site)")
+    p.add_argument("--backup", default="", help="restore this backup instead of the newest")
+    p.add_argument("--allow-stale", action="store_true", help="accept a backup older than the RPO")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("approve", help="approve a failover run that waits for approval")
+    p.add_argument("run_id")
+    p.add_argument("--by", default=None, help="who approves (default: the login name)")
+    p.set_defaults(func=approve)
+
+    p = sub.add_parser("history", help="past runs and decisions")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=history)
+
+    p = sub.add_parser("daemon", help="run the failover daemon (watch, replicate, decide, act)")
+    p.add_argument("--once", action="store_true", help="one probe round and one controller cycle")
+    p.set_defaults(func=daemon)
+
+    for name, value in (("pause", True), ("resume", False)):
+        p = sub.add_parser(name, help=f"{name} automatic failover (the daemon keeps watching)")
+        p.set_defaults(func=_pause, paused=value)
+
+
+def _runtime(args: argparse.Namespace) -> runtime.Runtime:
+    return runtime.resolve(loader.load(args.config))
+
+
+async def status(args: argparse.Namespace) -> int:
+    from failover import daemon as daemon_mod
+
+    rt = _runtime(args)
+    store = daemon_mod.open_store(rt)
+    doc = store.get_state("status")
+    if not isinstance(doc, dict):
+        d = daemon_mod.Daemon(rt, store=store, holder="status-probe")
+        try:
+            for name in d.watcher.sites:
+                await d.watcher.round(name)
+            doc = daemon_mod.status_document(rt, d.snapshot(), store)
+            doc["source"] = "one probe round (no daemon has written a status yet)"
+        finally:
+            await d.services.aclose()
+    run = daemon_mod.current_run(store)
+    doc["run"] = None if run is None else {"id": str(run.id), "playbook": run.playbook, "phase": str(run.phase),
+                                           "step": doc.get("run", {}).get("step") if doc.get("run") else None}
+    doc["paused"] = bool(store.get_state("paused"))
+    if args.json:
+        output.emit_json(doc)
+        return 0
+    _print_status(doc)
+    return 0
+
+
+def _print_status(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    c = output.console
+    c.print(f"active site: [bold]{doc['active']}[/bold]   paused: {doc['paused']}   epoch: {doc.get('epoch')}")
+    table = Table("site", "provider", "role", "health", "ready", "lag", "why")
+    colors = {"healthy": "green", "degraded": "yellow", "down": "red", "unknown": "dim"}
+    for name, s in doc["sites"].items():
+        why = "; ".join(s["reasons"] or (s["ready_reasons"] if s["role"] == "standby" else []))
+        lag = "" if s.get("replication_lag_s") is None else f"{s['replication_lag_s']:.0f}s"
+        table.add_row(name, f"{s['provider']} {s['region']}", s["role"],
+                      f"[{colors.get(s['health'], 'white')}]{s['health']}[/]", "yes" if s["ready"] else "no",
+                      lag, why[:90])
+    c.print(table)
+    run = doc.get("run")
+    c.print("no run in progress" if not run else f"run {run['id']} ({run['playbook']}): {run['phase']}")
+
+
+async def plan(args: argparse.Namespace) -> int:
+    """Dry run: the steps, the backup that would be restored, the expected data loss."""
+    from failover import daemon as daemon_mod
+    from failover.playbook import loader as pb_loader
+    from failover.velero import bucket
+
+    rt = _runtime(args)
+    store = daemon_mod.open_store(rt)
+    active = daemon_mod.active_of(store, rt.config)
+    if args.to not in rt.sites:
+        raise errors.InputError(f"--to: unknown site {args.to!r} (sites: {', '.join(rt.sites)})")
+    playbook = pb_loader.load_playbook_by_name(args.kind, daemon_mod.playbook_dirs(rt))
+    target = rt.sites[args.to]
+    newest = await bucket.newest_complete(target.storage) if target.storage else None
+    now = utcnow()
+    age = (now - newest.completion_timestamp).total_seconds() if newest and newest.completion_timestamp else None
+    doc = {
+        "playbook": playbook.name, "from": active, "to": args.to,
+        "backup": newest.name if newest else None,
+        "backup_completed_at": newest.completion_timestamp.isoformat() if newest and newest.completion_timestamp
+        else None,
+        "expected_data_loss_s": age, "rpo_s": rt.config.policy.rpo,
+        "within_rpo": age is not None and age <= rt.config.policy.rpo,
+        "restore_groups": sorted({c.group for c in rt.profile.components if c.strategy.value == "restore"}),
+        "stages": [{"name": s.name, "steps": [st.id for st in s.steps]} for s in playbook.stages],
+        "changes_made": False,
+    }
+    if args.json:
+        output.emit_json(doc)
+        return 0
+    c = output.console
+    c.print(f"plan: {playbook.name} {active} -> {args.to} (dry run, nothing changed)")
+    c.print(f"backup: {doc['backup'] or 'NONE'}; expected data loss ≈ "
+            f"{'?' if age is None else f'{age:.0f}s'} (RPO {rt.config.policy.rpo:.0f}s)")
+    for i, stage in enumerate(doc["stages"], 1):
+        c.print(f"  {i}. {stage['name']}: {', '.join(stage['steps'])}")
+    return 0 if doc["backup"] else 1
+
+
+async def run(args: argparse.Namespace) -> int:
+    from failover import daemon as daemon_mod
+    from failover.cli import live
+
+    rt = _runtime(args)
+    store = daemon_mod.open_store(rt)
+    holder = f"cli:{getpass.getuser()}"
+    if not store.acquire_lease(holder, 3600):
+        raise errors.PermanentError("another actor (the daemon?) holds the lease: `failover pause` it or "
+                                    "let it act; at most one actor mutates the workplace")
+    try:
+        source = args.source or daemon_mod.active_of(store, rt.config)
+        if args.to not in rt.sites or source not in rt.sites:
+            raise errors.InputError(f"unknown site; sites: {', '.join(rt.sites)}")
+        observer = live.LiveView(json_mode=args.json)
+        d = daemon_mod.Daemon(rt, store=store, observers=[observer], holder=holder)
+        try:
+            record = await d.run_playbook(args.playbook, source=source, target=args.to, backup=args.backup,
+                                          allow_stale=args.allow_stale)
+        finally:
+            await d.services.aclose()
+    finally:
+        store.release_lease(holder)
+    summary = daemon_mod.run_document(store, record.id)
+    if args.json:
+        output.emit_json(summary)
+    else:
+        live.print_summary(summary)
+    return 0 if summary["phase"] == "succeeded" else 1
+
+
+def approve(args: argparse.Namespace) -> int:
+    from failover import daemon as daemon_mod
+
+    rt = _runtime(args)
+    store = daemon_mod.open_store(rt)
+    run_record = store.get_run(args.run_id)
+    if run_record is None:
+        raise errors.InputError(f"no run {args.run_id!r}; `failover history` lists runs")
+    if str(run_record.phase) != "waiting_approval":
+        raise errors.InputError(f"run {args.run_id} is {run_record.phase}, not waiting for approval")
+    store.approve_run(args.run_id, args.by or getpass.getuser())
+    output.console.print(f"run {args.run_id} approved; the daemon proceeds on its next cycle")
+    return 0
+
+
+def history(args: argparse.Namespace) -> int:
+    from failover import daemon as daemon_mod
+
+    rt = _runtime(args)
+    store = daemon_mod.open_store(rt)
+    runs = [daemon_mod.run_document(store, r.id) for r in store.list_runs(limit=args.limit)]
+    decisions = [{"at": str(d.ts), "sentence": d.sentence} for d in store.decisions(limit=args.limit)]
+    if args.json:
+        output.emit_json({"runs": runs, "decisions": decisions})
+        return 0
+    for r in runs:
+        output.console.print(f"run {r['id']} {r['playbook']} {r['phase']}: {r.get('from')} -> {r.get('to')} "
+                             f"rto={r.get('rto_s')}s data_loss_window={r.get('data_loss_window_s')}s")
+    for d in decisions:
+        output.console.print(f"{d['at']}  {d['sentence']}")
+    return 0
+
+
+async def daemon(args: argparse.Namespace) -> int:
+    from failover import daemon as daemon_mod
+
+    rt = _runtime(args)
+    d = daemon_mod.Daemon(rt)
+    if args.once:
+        sentence = await d.run(once=True)
+        output.console.print(sentence)
+        return 0
+    try:
+        await d.run()
+    except asyncio.CancelledError:
+        pass
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    from failover import daemon as daemon_mod
+
+    rt = _runtime(args)
+    store = daemon_mod.open_store(rt)
+    store.set_state("paused", bool(args.paused))
+    output.console.print("automation paused" if args.paused else "automation resumed")
+    return 0

@@ -1,0 +1,134 @@
+"""Probes: one sample each from a real endpoint, bounded by a timeout, never raising.
+
+Every probe returns a :class:`~failover.health.checks.Sample` with a short detail that says what
+failed in words an on-call engineer understands ("refused", "timed out after 1.0s", "503",
+"body lacks 'PASSED'"). Probes for one site share that site's clients; the watcher runs them
+concurrently and bounds each with ``asyncio.timeout`` so a blackholed site costs only its own
+timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+import httpx
+
+from failover import errors, s3
+from failover.config import models
+from failover.health.checks import Sample
+from failover.kube import KubeClient, workload_ready
+from failover.lab.kube import types as kt
+from failover.velero import bucket
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def sample(fn: Callable[[], Awaitable[str]], *, timeout: float, clock: Clock = utcnow) -> Sample:
+    """Run ``fn`` (which returns a detail or raises) within ``timeout``; never raise."""
+    at = clock()
+    try:
+        async with asyncio.timeout(timeout):
+            detail = await fn()
+        return Sample(ok=True, detail=detail, at=at)
+    except TimeoutError:
+        return Sample(ok=False, detail=f"timed out after {timeout:g}s", at=at)
+    except asyncio.CancelledError:
+        raise
+    except ProbeFailed as exc:
+        return Sample(ok=False, detail=str(exc), at=at)
+    except errors.FailoverError as exc:
+        return Sample(ok=False, detail=_short(str(exc)), at=at)
+    except (httpx.ConnectError, ConnectionRefusedError):
+        return Sample(ok=False, detail="connection refused", at=at)
+    except (httpx.HTTPError, OSError) as exc:
+        return Sample(ok=False, detail=f"{type(exc).__name__}", at=at)
+
+
+class ProbeFailed(Exception):
+    """A probe's negative answer (not an error of the prober)."""
+
+
+def _short(text: str) -> str:
+    # "kubernetes API of x: GET /readyz failed: ConnectError" -> keep the tail that says why
+    return text.rsplit(": ", 1)[-1] if len(text) > 80 else text
+
+
+async def http_component(client: httpx.AsyncClient, *, scheme: str, address: str, port: int, fqdn: str,
+                         probe: models.Probe) -> str:
+    """GET the component's probe path at a *given site's* ingress with the right Host header."""
+    url = f"{scheme}://{address}:{port}{probe.path}"
+    response = await client.get(url, headers={"Host": fqdn}, extensions={"sni_hostname": fqdn})
+    if response.status_code != probe.expect_status:
+        raise ProbeFailed(f"{fqdn}{probe.path} answered {response.status_code}")
+    if probe.expect_body and probe.expect_body not in response.text:
+        raise ProbeFailed(f"{fqdn}{probe.path}: body lacks {probe.expect_body!r}")
+    return f"{response.status_code}"
+
+
+async def kube_readyz(kube: KubeClient) -> str:
+    await kube.readyz()
+    return "ok"
+
+
+async def workloads(kube: KubeClient, component: models.Component) -> str:
+    """Every workload of the component exists and is ready in this cluster."""
+    missing: list[str] = []
+    for w in component.workloads:
+        rt = kt.DEPLOYMENTS if w.kind == "Deployment" else kt.STATEFULSETS
+        obj = await kube.get(rt, component.namespace, w.name)
+        if obj is None:
+            missing.append(f"{w.name} missing")
+        elif not workload_ready(obj):
+            missing.append(f"{w.name} not ready")
+    if missing:
+        raise ProbeFailed(", ".join(missing))
+    return f"{len(component.workloads)} ready"
+
+
+async def dns_answer(resolver: dns.asyncresolver.Resolver, fqdn: str, expected: str) -> str:
+    """The name resolves to exactly the expected address (a real DNS query)."""
+    try:
+        answer = await resolver.resolve(fqdn, "A")
+    except dns.resolver.NXDOMAIN as exc:
+        raise ProbeFailed(f"{fqdn}: NXDOMAIN") from exc
+    except dns.exception.DNSException as exc:
+        raise ProbeFailed(f"{fqdn}: {type(exc).__name__}") from exc
+    addresses = sorted(r.to_text() for r in answer)
+    if addresses != [expected]:
+        raise ProbeFailed(f"{fqdn} -> {', '.join(addresses)} (expected {expected})")
+    return expected
+
+
+def make_resolver(server: str, port: int, *, timeout: float) -> dns.asyncresolver.Resolver:
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [server]
+    resolver.port = port
+    resolver.lifetime = timeout
+    resolver.timeout = timeout
+    return resolver
+
+
+async def storage(location: s3.S3Location) -> str:
+    if not await bucket.bucket_is_valid(location):
+        raise ProbeFailed(f"bucket {location.bucket} is not a valid Velero bucket")
+    return "ok"
+
+
+async def backup_age(location: s3.S3Location, *, rpo: float, clock: Clock = utcnow) -> str:
+    """The newest complete backup in the bucket is younger than the RPO."""
+    newest = await bucket.newest_complete(location)
+    if newest is None or newest.completion_timestamp is None:
+        raise ProbeFailed("no complete backup")
+    age = (clock() - newest.completion_timestamp).total_seconds()
+    if age > rpo:
+        raise ProbeFailed(f"newest backup {newest.name} is {age:.0f}s old (RPO {rpo:.0f}s)")
+    return f"{newest.name} ({age:.0f}s old)"

@@ -1,0 +1,172 @@
+"""The watcher: runs every site's probes on its own schedule and keeps the checks' verdicts.
+
+Each site has its own loop, so a site whose endpoints hang costs only its own probe timeouts; the
+controller reads the latest :class:`~failover.health.model.SiteView` of every site whenever it
+runs. Probes inside a round run concurrently, bounded by a shared semaphore.
+
+Which checks a site has depends on its role: the **active** site is probed for every component
+through its ingress and for the DNS answers; a **standby** for what readiness needs (its
+Kubernetes API, its bucket, a replicated backup within the RPO, the DNS provider's API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from failover import s3, tasks
+from failover.config import models
+from failover.health import checks, probes
+from failover.health.model import BackupRef, CheckKind, SiteView
+from failover.services import Services
+from failover.velero import bucket
+
+logger = logging.getLogger(__name__)
+
+READY_KINDS = (CheckKind.KUBE, CheckKind.STORAGE, CheckKind.BACKUP, CheckKind.DNS)
+
+
+@dataclass
+class SiteState:
+    name: str
+    role: str = models.Role.STANDBY.value
+    checks: dict[str, checks.Check] = field(default_factory=dict)
+    newest_backup: BackupRef | None = None
+    replication_lag_s: float | None = None
+    provider_state: str | None = None
+    rounds: int = 0
+
+
+class Watcher:
+    def __init__(self, services: Services, *, roles: Callable[[], dict[str, str]]) -> None:
+        self.services = services
+        self.cfg = services.runtime.config
+        self.roles = roles
+        self.sites = {s.name: SiteState(s.name) for s in self.cfg.sites}
+        self._sem = asyncio.Semaphore(self.cfg.health.concurrency)
+        self._tasks: list[asyncio.Task[None | None]] = []
+
+    # --- checks ---------------------------------------------------------------------------------
+    def _check(self, state: SiteState, name: str, kind: CheckKind, *, critical: bool = True) -> checks.Check:
+        check = state.checks.get(name)
+        if check is None:
+            h = self.cfg.health
+            check = checks.Check(name, kind, fail_after=h.fail_after, recover_after=h.recover_after,
+                                 critical=critical)
+            state.checks[name] = check
+        return check
+
+    def _probes(self, state: SiteState) -> list[tuple[checks.Check, Callable[[], Awaitable[str]]]]:
+        svc = self.services
+        ep = svc.runtime.sites[state.name]
+        out: list[tuple[checks.Check, Callable[[], Awaitable[str]]]] = []
+        kube = svc.kube.get(state.name)
+        if kube is not None:
+            out.append((self._check(state, "kube", CheckKind.KUBE), lambda: probes.kube_readyz(kube)))
+        if ep.storage is not None:
+            loc = ep.storage
+            rpo = self.cfg.policy.rpo
+            out.append((self._check(state, "storage", CheckKind.STORAGE), lambda: probes.storage(loc)))
+            out.append((self._check(state, "backup", CheckKind.BACKUP, critical=False),
+                        lambda: self._backup(state, loc, rpo)))
+        if state.role == models.Role.ACTIVE.value:
+            out.extend(self._active_probes(state))
+        elif state.role == models.Role.STANDBY.value:
+            out.append((self._check(state, "dns-api", CheckKind.DNS), self._dns_api))
+        return out
+
+    def _active_probes(self, state: SiteState) -> list[tuple[checks.Check, Callable[[], Awaitable[str]]]]:
+        svc = self.services
+        ep = svc.runtime.sites[state.name]
+        out: list[tuple[checks.Check, Callable[[], Awaitable[str]]]] = []
+        for comp in svc.runtime.profile.components:
+            http_probes = [p for p in comp.probes if p.type == "http" and p.hostname]
+            if not http_probes or not ep.ingress_address:
+                continue
+
+            async def run(comp: models.Component = comp, ps: list[models.Probe] = http_probes) -> str:
+                for p in ps:
+                    await probes.http_component(svc.http, scheme=ep.ingress_scheme, port=ep.ingress_port,
+                                                address=str(ep.ingress_address), fqdn=svc.runtime.fqdn(str(p.hostname)),
+                                                probe=p)
+                return "ok"
+
+            out.append((self._check(state, comp.name, CheckKind.COMPONENT, critical=comp.critical), run))
+        if svc.resolver is not None and ep.ingress_address:
+            resolver, address = svc.resolver, str(ep.ingress_address)
+            names = sorted(svc.runtime.hostnames.values())
+
+            async def dns_check() -> str:
+                for fqdn in names:
+                    await probes.dns_answer(resolver, fqdn, address)
+                return f"{len(names)} names -> {address}"
+
+            out.append((self._check(state, "dns", CheckKind.DNS, critical=False), dns_check))
+        return out
+
+    async def _backup(self, state: SiteState, loc: s3.S3Location, rpo: float) -> str:
+        newest = await bucket.newest_complete(loc)
+        if newest is not None and newest.completion_timestamp is not None:
+            state.newest_backup = BackupRef(newest.name, newest.completion_timestamp)
+        return await probes.backup_age(loc, rpo=rpo, clock=self.services.clock)
+
+    async def _dns_api(self) -> str:
+        adapter = self.services.dns_provider()
+        await adapter.dns_get(self.cfg.workplace.zone, f"portal.{self.cfg.workplace.zone}", "A")
+        return "ok"
+
+    # --- rounds ----------------------------------------------------------------------------------
+    async def round(self, name: str) -> None:
+        """Probe one site once and feed every sample to its check."""
+        state = self.sites[name]
+        role = self.roles().get(name, state.role)
+        if role != state.role:
+            state.checks.clear()  # a role change changes what is checked
+            state.role = role
+        pairs = self._probes(state)
+        timeout = self.cfg.health.timeout
+
+        async def one(check: checks.Check, fn: Callable[[], Awaitable[str]]) -> None:
+            async with self._sem:
+                check.observe(await probes.sample(fn, timeout=timeout, clock=self.services.clock))
+
+        await asyncio.gather(*(one(c, f) for c, f in pairs))
+        state.rounds += 1
+
+    def view(self, name: str) -> SiteView:
+        state = self.sites[name]
+        site = self.cfg.site(name)
+        results = tuple(c.result() for c in state.checks.values())
+        verdict = checks.site_health(results, critical_majority=self.cfg.health.critical_majority)
+        health = verdict.health
+        ready, why = checks.readiness(results, required=READY_KINDS) if state.role == "standby" \
+            else (False, (f"role {state.role}",))
+        return SiteView(
+            name=name, role=state.role, health=health, reasons=verdict.reasons, ready=ready,
+            ready_reasons=why, outage_started_at=verdict.outage_started_at, checks=results,
+            newest_backup=state.newest_backup, replication_lag_s=state.replication_lag_s,
+            provider_state=state.provider_state, jurisdiction=site.jurisdiction,
+            attestations=site.attestations, down_checks=verdict.down_checks,
+        )
+
+    def views(self) -> dict[str, SiteView]:
+        return {name: self.view(name) for name in self.sites}
+
+    async def _loop(self, name: str) -> None:
+        interval = self.cfg.health.interval
+        while True:
+            started = asyncio.get_running_loop().time()
+            await self.round(name)
+            elapsed = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(0.05, interval - elapsed))
+
+    def start(self) -> None:
+        for name in self.sites:
+            self._tasks.append(tasks.create_guarded_task(self._loop(name), name=f"watcher of {name}",
+                                                         eternal=True))
+
+    async def stop(self) -> None:
+        await tasks.cancel_and_wait(*self._tasks)
+        self._tasks.clear()

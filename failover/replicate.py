@@ -1,0 +1,115 @@
+"""Cross-provider backup replication: the active site's Velero backups, copied to every standby.
+
+A provider outage takes its object storage with it, so a standby can only restore what was copied
+to *its own* bucket on *its own* provider before the outage. For each complete backup
+(``velero-backup.json`` phase Completed/PartiallyFailed) this copies every side file first and
+``velero-backup.json`` **last**, verifying each copy's size and checksum: until the metadata file
+lands, Velero's backup sync does not see the backup, so a crash mid-copy leaves nothing half
+visible, and the next pass resumes by copying only what is missing or different. A backup still
+``Finalizing`` is never copied. Lag is exported per standby.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from failover import errors, s3
+from failover.velero import bucket, layout
+
+logger = logging.getLogger(__name__)
+
+METADATA = "velero-backup.json"
+
+
+@dataclass(frozen=True)
+class StandbyLag:
+    site: str
+    newest_source: str | None
+    newest_replicated: str | None
+    lag_s: float | None  #: completion time of newest on source minus newest replicated (0 = in sync)
+    age_s: float | None  #: now minus completion of the newest replicated backup
+    copied: int = 0
+    error: str | None = None
+
+
+async def _objects(client: Any, bucket_name: str, prefix: str) -> dict[str, tuple[int, str]]:
+    out: dict[str, tuple[int, str]] = {}
+    paginator = client.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket_name, Prefix=prefix):
+        for obj in page.get("Contents", []) or []:
+            out[obj["Key"]] = (int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
+    return out
+
+
+async def _copy(src_client: Any, dst_client: Any, src: s3.S3Location, dst: s3.S3Location,
+                key: str, dst_key: str) -> None:
+    response = await src_client.get_object(Bucket=src.bucket, Key=key)
+    async with response["Body"] as stream:
+        data = await stream.read()
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    put = await dst_client.put_object(Bucket=dst.bucket, Key=dst_key, Body=data)
+    etag = str(put.get("ETag", "")).strip('"')
+    head = await dst_client.head_object(Bucket=dst.bucket, Key=dst_key)
+    if int(head["ContentLength"]) != len(data) or (etag and etag != md5):
+        raise errors.TemporaryError(f"copy of {key} to {dst.bucket} failed verification (size/checksum)")
+
+
+def _dst_key(key: str, src: s3.S3Location, dst: s3.S3Location) -> str:
+    src_prefix, dst_prefix = layout.root(src.prefix), layout.root(dst.prefix)
+    return dst_prefix + key[len(src_prefix):]
+
+
+async def replicate_backup(src: s3.S3Location, dst: s3.S3Location, name: str) -> int:
+    """Copy one complete backup from ``src`` to ``dst``; returns how many objects were copied.
+
+    Idempotent: objects already present with the same size and checksum are skipped.
+    Raises PermanentError for an incomplete backup, TemporaryError on storage trouble.
+    """
+    info = await bucket.read_backup(src, name)
+    if not info.is_complete:
+        raise errors.PermanentError(f"backup {name} is {info.phase}; only complete backups are replicated")
+    prefix = layout.backup_dir(src.prefix, name)
+    copied = 0
+    async with s3.open_client(src) as sc, s3.open_client(dst) as dc:
+        source = await _objects(sc, src.bucket, prefix)
+        present = await _objects(dc, dst.bucket, layout.backup_dir(dst.prefix, name))
+        keys = sorted(k for k in source if not k.endswith("/" + METADATA))
+        meta = [k for k in source if k.endswith("/" + METADATA)]
+        for key in [*keys, *meta]:  # metadata last: the backup becomes visible only when complete
+            dst_key = _dst_key(key, src, dst)
+            if present.get(dst_key) == source[key]:
+                continue
+            await _copy(sc, dc, src, dst, key, dst_key)
+            copied += 1
+    return copied
+
+
+async def replicate_all(src: s3.S3Location, dst: s3.S3Location, *, site: str,
+                        clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> StandbyLag:
+    """Replicate every complete backup missing on ``dst``; never raises (errors go in the result)."""
+    copied = 0
+    try:
+        names = await bucket.list_backups(src)
+        source_infos = []
+        for name in names:
+            info = await bucket.read_backup(src, name)
+            if info.is_complete:
+                source_infos.append(info)
+        for info in sorted(source_infos, key=lambda i: i.completion_timestamp or datetime.min.replace(tzinfo=UTC)):
+            copied += await replicate_backup(src, dst, info.name)
+        newest_src = max(source_infos, key=lambda i: i.completion_timestamp or clock(), default=None)
+        newest_dst = await bucket.newest_complete(dst)
+    except errors.FailoverError as exc:
+        logger.warning("replication to %s: %s", site, exc)
+        return StandbyLag(site, None, None, None, None, copied, str(exc))
+    src_done = newest_src.completion_timestamp if newest_src else None
+    dst_done = newest_dst.completion_timestamp if newest_dst else None
+    lag = max(0.0, (src_done - dst_done).total_seconds()) if src_done and dst_done else None
+    age = (clock() - dst_done).total_seconds() if dst_done else None
+    return StandbyLag(site, newest_src.name if newest_src else None, newest_dst.name if newest_dst else None,
+                      lag, age, copied)
