@@ -7,12 +7,12 @@ import argparse
 import asyncio
 import getpass
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from failover import errors
 from failover.cli import output
 from failover.config import loader, runtime
-from failover.services import utcnow
 
 logger = logging.getLogger("failover.cli")
 
@@ -118,7 +118,7 @@ async def plan(args: argparse.Namespace) -> int:
     playbook = pb_loader.load_playbook_by_name(args.kind, daemon_mod.playbook_dirs(rt))
     target = rt.sites[args.to]
     newest = await bucket.newest_complete(target.storage) if target.storage else None
-    now = utcnow()
+    now = datetime.now(UTC)
     age = (now - newest.completion_timestamp).total_seconds() if newest and newest.completion_timestamp else None
     doc = {
         "playbook": playbook.name, "from": active, "to": args.to,

@@ -1,0 +1,29 @@
+"""Secrets are masked in log records and texts once registered."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from failover import secrets
+
+
+def test_registered_secret_is_masked_in_logs_and_text(caplog: pytest.LogCaptureFixture) -> None:
+    token = "tok-very-secret-1234567890"
+    secrets.register(token)
+    handler = logging.StreamHandler()
+    logger = logging.getLogger("t.secrets")
+    logger.addHandler(handler)
+    secrets.install_log_filter(logger)
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "auth with %s ok", (token,), None)
+    assert secrets.RedactingFilter().filter(record)
+    assert token not in record.getMessage() and "***" in record.getMessage()
+    assert secrets.redact(f"Bearer {token}") == "Bearer ***"
+    assert secrets.redact("short") == "short"
+    logger.removeHandler(handler)
+
+
+def test_short_values_are_not_registered() -> None:
+    secrets.register("abc")
+    assert "abc" not in secrets.known()
