@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 def _wait(base: float, max_delay: float) -> Callable[[tenacity.RetryCallState], float]:
-    backoff = tenacity.wait_exponential_jitter(multiplier=base, max=max_delay)
+    backoff = tenacity.wait_exponential_jitter(multiplier=base, max=max_delay, jitter=base)
 
     def wait(state: tenacity.RetryCallState) -> float:
         outcome = state.outcome
