@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,7 +93,9 @@ class Daemon:
         self.engine = engine_mod.Engine(store=self.store, services=self.services, observers=observers or [])
         self.watcher = Watcher(self.services, roles=lambda: roles_of(self.store, self.cfg))
         self.policy = controller.PolicyView.from_config(self.cfg)
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        # the lease holder is the node's name, not the process: a daemon restarted after a crash
+        # reclaims its own lease at once instead of waiting for it to expire
+        self.holder = holder or os.environ.get("FAILOVER_NODE") or socket.gethostname()
         self.lease_ttl = max(10.0, self.cfg.health.interval * 5)
         self._run_task: asyncio.Task[Any] | None = None
         self._run_id: str | None = None
@@ -264,6 +267,26 @@ class Daemon:
             await tasks.cancel_and_wait(self._run_task)
         self.store.release_lease(self.holder)
         await self.services.aclose()
+
+
+class CrashAfterSteps(RunObserver):
+    """Chaos hook for crash tests: SIGKILL this process right after one of ``keys`` is journaled
+    as succeeded (``FAILOVER_CRASH_AFTER_STEPS=fence,select-backup,...``). Off unless set."""
+
+    def __init__(self, keys: set[str]) -> None:
+        self.keys = keys
+
+    @classmethod
+    def from_env(cls) -> CrashAfterSteps | None:
+        raw = os.environ.get("FAILOVER_CRASH_AFTER_STEPS", "")
+        keys = {k.strip() for k in raw.split(",") if k.strip()}
+        return cls(keys) if keys else None
+
+    async def step_finished(self, run: Any, step: Any) -> None:
+        key = str(step.key)
+        if str(step.status) == "succeeded" and (key in self.keys or "*" in self.keys):
+            logger.warning("chaos hook: killing the daemon after step %s", key)
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _with_lag(view: SiteView, lag: float | None) -> SiteView:

@@ -49,6 +49,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("daemon", help="run the failover daemon (watch, replicate, decide, act)")
     p.add_argument("--once", action="store_true", help="one probe round and one controller cycle")
+    p.add_argument("--name", default=None, help="this daemon's lease holder name (default: $FAILOVER_NODE "
+                   "or the host name; a restarted daemon with the same name reclaims its lease)")
     p.set_defaults(func=daemon)
 
     for name, value in (("pause", True), ("resume", False)):
@@ -211,7 +213,8 @@ async def daemon(args: argparse.Namespace) -> int:
     from failover import daemon as daemon_mod
 
     rt = _runtime(args)
-    d = daemon_mod.Daemon(rt)
+    crash = daemon_mod.CrashAfterSteps.from_env()
+    d = daemon_mod.Daemon(rt, observers=[crash] if crash else None, holder=args.name)
     if args.once:
         sentence = await d.run(once=True)
         output.console.print(sentence)

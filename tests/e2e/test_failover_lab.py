@@ -1,0 +1,140 @@
+"""The failover spine end to end in the lab: outage → detection → fence → restore → DNS → verify."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from failover import daemon as daemon_mod
+from failover.health import probes
+from failover.lab.kube import types as kt
+from tests.e2e.conftest import Lab, newest_run, wait_for
+
+ACTIVE = "ionos-de-fra"
+
+
+async def ready_standbys(d: daemon_mod.Daemon) -> list[str]:
+    views = d.watcher.views()
+    return [n for n, v in views.items() if v.role == "standby" and v.ready]
+
+
+async def assert_served_by(lab: Lab, site: str) -> None:
+    """Every hostname resolves to the site's ingress and every component's probe passes there."""
+    rt = lab.runtime()
+    ep = rt.sites[site]
+    assert rt.resolver is not None
+    resolver = probes.make_resolver(*rt.resolver, timeout=2)
+    async with httpx.AsyncClient(timeout=3) as client:
+        for comp in rt.profile.components:
+            for p in comp.probes:
+                if p.type != "http" or not p.hostname:
+                    continue
+                fqdn = rt.fqdn(p.hostname)
+                assert await probes.dns_answer(resolver, fqdn, str(ep.ingress_address)) == ep.ingress_address
+                await probes.http_component(client, scheme="http", address=str(ep.ingress_address),
+                                            port=ep.ingress_port, fqdn=fqdn, probe=p)
+
+
+async def finished_run(d: daemon_mod.Daemon, timeout: float = 120) -> dict[str, Any]:
+    async def done() -> Any:
+        run = newest_run(d)
+        return run if run is not None and str(run.phase) in daemon_mod.TERMINAL else None
+
+    run = await wait_for(done, timeout=timeout, what="a finished failover run")
+    return daemon_mod.run_document(d.store, str(run.id))
+
+
+async def test_site_down_fails_over_automatically_and_old_site_stays_fenced(lab: Lab, running_daemon: Any) -> None:
+    d = running_daemon(lab)
+    await wait_for(lambda: ready_standbys(d), timeout=60, what="a ready standby")
+    await assert_served_by(lab, ACTIVE)
+    lab.cli("lab", "break", ACTIVE, "--mode", "down")
+    doc = await finished_run(d)
+    assert doc["phase"] == "succeeded", doc
+    assert (doc["from"], doc["to"]) == (ACTIVE, "stackit-eu01")
+    assert doc["rto_s"] is not None and doc["rto_s"] > 0
+    assert doc["data_loss_window_s"] is not None and doc["data_loss_window_s"] >= 0
+    await assert_served_by(lab, "stackit-eu01")
+    sentences = [dec.sentence for dec in d.store.decisions(limit=50)]
+    assert any(s.startswith(f"{ACTIVE} down for") and "stackit-eu01 ready; starting failover run" in s
+               for s in sentences), sentences
+    # exactly one Restore per restore group on the target
+    kube = d.services.kube_for("stackit-eu01")
+    restores = await kube.list(kt.VELERO_RESTORES, "velero")
+    groups = [r["metadata"]["labels"]["failover.io/group"] for r in restores]
+    assert sorted(groups) == sorted(set(groups)) and len(groups) == 5
+    # the old site comes back: no flip-back, no second active, its apps stay at zero
+    lab.cli("lab", "heal", ACTIVE)
+    await asyncio.sleep(4)
+    assert daemon_mod.active_of(d.store, d.cfg) == "stackit-eu01"
+    roles = daemon_mod.roles_of(d.store, d.cfg)
+    assert roles[ACTIVE] == "fenced" and list(roles.values()).count("active") == 1
+    assert len(d.store.list_runs(limit=10)) == 1
+    old = d.services.kube_for(ACTIVE)
+
+    async def old_site_at_zero() -> bool:
+        deploy = await old.get(kt.DEPLOYMENTS, "opendesk", "opendesk-nextcloud")
+        return deploy is not None and int(deploy["spec"]["replicas"]) == 0
+
+    await wait_for(old_site_at_zero, timeout=20, what="the fenced site's apps at zero replicas")
+    await assert_served_by(lab, "stackit-eu01")
+
+
+async def test_blackholed_site_fails_over_on_timeouts(lab: Lab, running_daemon: Any) -> None:
+    d = running_daemon(lab)
+    await wait_for(lambda: ready_standbys(d), timeout=60, what="a ready standby")
+    lab.cli("lab", "break", ACTIVE, "--mode", "blackhole")
+    doc = await finished_run(d)
+    assert doc["phase"] == "succeeded" and doc["to"] == "stackit-eu01", doc
+    views = d.watcher.views()
+    assert views[ACTIVE].role == "fenced"
+    await assert_served_by(lab, "stackit-eu01")
+
+
+async def test_unready_standby_is_skipped_with_its_reason(lab: Lab, running_daemon: Any) -> None:
+    d = running_daemon(lab)
+    await wait_for(lambda: ready_standbys(d), timeout=60, what="a ready standby")
+    lab.cli("lab", "break", "stackit-eu01", "--mode", "storage")
+
+    async def stackit_unready() -> bool:
+        views = d.watcher.views()
+        return not views["stackit-eu01"].ready and views["otc-eu-de"].ready
+
+    await wait_for(stackit_unready, timeout=30, what="stackit not ready, otc ready")
+    lab.cli("lab", "break", ACTIVE, "--mode", "down")
+    doc = await finished_run(d)
+    assert doc["phase"] == "succeeded" and doc["to"] == "otc-eu-de", doc
+    sentences = [dec.sentence for dec in d.store.decisions(limit=50)]
+    assert any("stackit-eu01 skipped (not ready: storage" in s and "otc-eu-de ready" in s for s in sentences), \
+        sentences
+    await assert_served_by(lab, "otc-eu-de")
+
+
+async def test_approval_policy_waits_until_approved(lab_factory: Any, running_daemon: Any) -> None:
+    lab = lab_factory(mode="approval")
+    d = running_daemon(lab)
+    await wait_for(lambda: ready_standbys(d), timeout=60, what="a ready standby")
+    lab.cli("lab", "break", ACTIVE, "--mode", "down")
+    run = await wait_for(lambda: newest_run(d), timeout=30, what="a run waiting for approval")
+    await asyncio.sleep(2)
+    run = d.store.get_run(str(run.id))
+    assert str(run.phase) == "waiting_approval"
+    assert daemon_mod.active_of(d.store, d.cfg) == ACTIVE
+    assert lab.cli("approve", str(run.id))["rc"] == 0
+    doc = await finished_run(d)
+    assert doc["phase"] == "succeeded" and doc["to"] == "stackit-eu01"
+
+
+async def test_flapping_probe_never_triggers_a_failover(lab: Lab, running_daemon: Any) -> None:
+    d = running_daemon(lab)
+    await wait_for(lambda: ready_standbys(d), timeout=60, what="a ready standby")
+    interval = d.cfg.health.interval
+    for _ in range(8):  # the kube API fails every other cycle
+        lab.cli("lab", "break", ACTIVE, "--mode", "api-only")
+        await asyncio.sleep(interval)
+        lab.cli("lab", "heal", ACTIVE)
+        await asyncio.sleep(interval)
+    assert newest_run(d) is None
+    assert daemon_mod.active_of(d.store, d.cfg) == ACTIVE
