@@ -37,24 +37,17 @@ class StandbyLag:
     error: str | None = None
 
 
-async def _objects(client: Any, bucket_name: str, prefix: str) -> dict[str, tuple[int, str]]:
-    out: dict[str, tuple[int, str]] = {}
-    paginator = client.get_paginator("list_objects_v2")
-    async for page in paginator.paginate(Bucket=bucket_name, Prefix=prefix):
-        for obj in page.get("Contents", []) or []:
-            out[obj["Key"]] = (int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
-    return out
-
-
 async def _copy(src_client: Any, dst_client: Any, src: s3.S3Location, dst: s3.S3Location,
                 key: str, dst_key: str) -> None:
-    response = await src_client.get_object(Bucket=src.bucket, Key=key)
-    async with response["Body"] as stream:
-        data = await stream.read()
+    with s3.translating(f"GET {src.bucket}/{key}"):
+        response = await src_client.get_object(Bucket=src.bucket, Key=key)
+        async with response["Body"] as stream:
+            data = await stream.read()
     md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-    put = await dst_client.put_object(Bucket=dst.bucket, Key=dst_key, Body=data)
+    with s3.translating(f"PUT {dst.bucket}/{dst_key}"):
+        put = await dst_client.put_object(Bucket=dst.bucket, Key=dst_key, Body=data)
+        head = await dst_client.head_object(Bucket=dst.bucket, Key=dst_key)
     etag = str(put.get("ETag", "")).strip('"')
-    head = await dst_client.head_object(Bucket=dst.bucket, Key=dst_key)
     if int(head["ContentLength"]) != len(data) or (etag and etag != md5):
         raise errors.TemporaryError(f"copy of {key} to {dst.bucket} failed verification (size/checksum)")
 
@@ -73,11 +66,10 @@ async def replicate_backup(src: s3.S3Location, dst: s3.S3Location, name: str) ->
     info = await bucket.read_backup(src, name)
     if not info.is_complete:
         raise errors.PermanentError(f"backup {name} is {info.phase}; only complete backups are replicated")
-    prefix = layout.backup_dir(src.prefix, name)
+    source = {o.key: (o.size, o.etag) for o in await bucket.list_backup_objects(src, name)}
+    present = {o.key: (o.size, o.etag) for o in await bucket.list_backup_objects(dst, name)}
     copied = 0
     async with s3.open_client(src) as sc, s3.open_client(dst) as dc:
-        source = await _objects(sc, src.bucket, prefix)
-        present = await _objects(dc, dst.bucket, layout.backup_dir(dst.prefix, name))
         keys = sorted(k for k in source if not k.endswith("/" + METADATA))
         meta = [k for k in source if k.endswith("/" + METADATA)]
         for key in [*keys, *meta]:  # metadata last: the backup becomes visible only when complete
