@@ -22,6 +22,7 @@ from failover.health import checks, probes
 from failover.health.model import BackupRef, CheckKind, SiteView
 from failover.services import Services
 from failover.velero import bucket
+from providers.base import ClusterRef, ClusterState, Provider
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class Watcher:
             out.append((self._check(state, "storage", CheckKind.STORAGE), lambda: probes.storage(loc)))
             out.append((self._check(state, "backup", CheckKind.BACKUP, critical=False),
                         lambda: self._backup(state, loc, rpo)))
+        provider = svc.provider(self.cfg.site(state.name).provider)
+        if provider is not None and provider.kind != "powerdns":
+            ref = ep.cluster
+            out.append((self._check(state, "provider", CheckKind.PROVIDER, critical=False),
+                        lambda: self._provider(state, provider, ref)))
         if state.role == models.Role.ACTIVE.value:
             out.extend(self._active_probes(state))
         elif state.role == models.Role.STANDBY.value:
@@ -111,6 +117,15 @@ class Watcher:
         if newest is not None and newest.completion_timestamp is not None:
             state.newest_backup = BackupRef(newest.name, newest.completion_timestamp)
         return await probes.backup_age(loc, rpo=rpo, clock=self.services.clock)
+
+    async def _provider(self, state: SiteState, provider: Provider, ref: ClusterRef) -> str:
+        """The provider's own view of the cluster; only ``ready`` passes."""
+        status = await provider.cluster_status(ref)
+        state.provider_state = f"{status.state.value} ({status.raw_state})"
+        if status.state is not ClusterState.READY:
+            reason = f": {status.reason}" if status.reason else ""
+            raise probes.ProbeFailed(f"{provider.kind} reports {status.raw_state}{reason}")
+        return status.raw_state
 
     async def _dns_api(self) -> str:
         adapter = self.services.dns_provider()
