@@ -1,0 +1,190 @@
+"""S3 access for Velero buckets: one location model, one client factory, one error translation.
+
+Every site's backups live in an S3-compatible bucket on *its own* provider (IONOS, STACKIT, OTC,
+SCS object storage, or a ``moto_server`` process in the lab). Those implementations differ in
+small ways, so the client is configured for the common denominator: path-style addressing (no
+per-bucket DNS names), checksums only when required (third-party S3s reject botocore's newer
+default trailers), short connect/read timeouts and few retries (the caller's retry policy decides
+how long to keep trying, not botocore's).
+
+botocore and aiohttp exceptions never leave this module's context managers: connection problems,
+timeouts, throttling and 5xx become :class:`~failover.errors.TemporaryError`; a missing bucket or
+object or a refused credential becomes a :class:`~failover.errors.PermanentError` subclass below,
+so callers can tell "the backup is not there" from "the storage is down".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import aiobotocore.session
+import aiohttp
+import botocore.exceptions
+from aiobotocore.config import AioConfig
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+
+from failover import errors, secrets
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
+MAX_ATTEMPTS = 2  # botocore's own retries; the caller's retry.call() does the patient retrying
+
+
+class S3Location(BaseModel):
+    """Where a Velero backup storage location keeps its objects (bucket plus optional prefix)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str
+    bucket: str
+    access_key: SecretStr
+    secret_key: SecretStr
+    region: str = "us-east-1"
+    prefix: str = ""
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> S3Location:
+        secrets.register(self.secret_key.get_secret_value())
+        return self
+
+    def describe(self) -> str:
+        """``endpoint/bucket[/prefix]`` for messages (never includes credentials)."""
+        path = f"{self.bucket}/{self.prefix.strip('/')}" if self.prefix.strip("/") else self.bucket
+        return f"{self.endpoint.rstrip('/')}/{path}"
+
+
+class StoragePermanentError(errors.PermanentError):
+    """Base of the permanent S3 failures below."""
+
+
+class BucketNotFound(StoragePermanentError):
+    """The bucket does not exist (NoSuchBucket)."""
+
+
+class AccessDenied(StoragePermanentError):
+    """The credentials were refused or lack permission (AccessDenied, InvalidAccessKeyId, ...)."""
+
+
+class ObjectNotFound(StoragePermanentError):
+    """The object does not exist (NoSuchKey, or 404 on HEAD)."""
+
+
+_NOT_FOUND_BUCKET = {"NoSuchBucket"}
+_NOT_FOUND_KEY = {"NoSuchKey", "404", "NotFound"}
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden",
+           "InvalidToken", "ExpiredToken", "AllAccessDisabled"}
+_TEMPORARY = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+              "ServiceUnavailable", "InternalError", "503", "500", "502", "504"}
+
+
+def _client_error(exc: botocore.exceptions.ClientError, what: str) -> errors.FailoverError:
+    err = exc.response.get("Error", {}) or {}
+    code = str(err.get("Code", ""))
+    status = int((exc.response.get("ResponseMetadata", {}) or {}).get("HTTPStatusCode", 0) or 0)
+    detail = secrets.redact(f"{what}: {code or status} {err.get('Message', '')}".strip())
+    if code in _NOT_FOUND_BUCKET:
+        return BucketNotFound(detail)
+    if code in _NOT_FOUND_KEY:
+        return ObjectNotFound(detail)
+    if code in _DENIED or status in (401, 403):
+        return AccessDenied(detail)
+    if code in _TEMPORARY or status >= 500 or status == 429:
+        return errors.TemporaryError(detail)
+    return errors.PermanentError(detail)
+
+
+def translate_exception(exc: BaseException, what: str) -> errors.FailoverError | None:
+    """Our error for a foreign S3/HTTP exception, or ``None`` if ``exc`` is not one of those."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return _client_error(exc, what)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return AccessDenied(f"{what}: no usable credentials")
+    if isinstance(exc, botocore.exceptions.BotoCoreError | aiohttp.ClientError | TimeoutError | OSError):
+        return errors.TemporaryError(secrets.redact(f"{what}: {type(exc).__name__}: {exc}"))
+    return None
+
+
+@contextmanager
+def translating(what: str) -> Iterator[None]:
+    """Translate foreign exceptions raised inside the block; ``what`` names the operation."""
+    try:
+        yield
+    except errors.FailoverError:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        ours = translate_exception(exc, what)
+        if ours is None:
+            raise
+        raise ours from exc
+
+
+@functools.cache
+def _session() -> Any:
+    """One botocore session per process: it caches the parsed S3 service model (~0.2 s per load)."""
+    return aiobotocore.session.get_session()
+
+
+def _config() -> AioConfig:
+    return AioConfig(
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+@asynccontextmanager
+async def open_client(loc: S3Location) -> AsyncIterator[Any]:
+    """An aiobotocore S3 client for ``loc``; foreign errors inside the block are translated.
+
+    Timeouts: connect 3 s, read 10 s, at most 2 attempts per call. Raises TemporaryError on
+    connection/timeout/5xx, BucketNotFound/ObjectNotFound/AccessDenied on those answers.
+    """
+    session = _session()
+    with translating(f"S3 {loc.describe()}"):
+        async with session.create_client(
+            "s3",
+            endpoint_url=loc.endpoint,
+            region_name=loc.region,
+            aws_access_key_id=loc.access_key.get_secret_value(),
+            aws_secret_access_key=loc.secret_key.get_secret_value(),
+            config=_config(),
+        ) as client:
+            yield client
+
+
+async def ensure_bucket(loc: S3Location) -> None:
+    """Create ``loc.bucket`` if it does not exist (idempotent)."""
+    async with open_client(loc) as client:
+        kwargs: dict[str, Any] = {"Bucket": loc.bucket}
+        if loc.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": loc.region}
+        try:
+            await client.create_bucket(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            code = str((exc.response.get("Error", {}) or {}).get("Code", ""))
+            if code != "BucketAlreadyOwnedByYou":  # BucketAlreadyExists: someone else owns it
+                raise
+
+
+async def get_bytes(client: Any, loc: S3Location, key: str) -> bytes:
+    """The whole object ``key`` of ``loc.bucket`` (ObjectNotFound if absent)."""
+    with translating(f"GET {loc.bucket}/{key}"):
+        response = await client.get_object(Bucket=loc.bucket, Key=key)
+        async with response["Body"] as stream:
+            data: bytes = await stream.read()
+        return data
+
+
+async def put_bytes(client: Any, loc: S3Location, key: str, data: bytes) -> None:
+    """Upload ``data`` as ``key`` of ``loc.bucket``."""
+    with translating(f"PUT {loc.bucket}/{key}"):
+        await client.put_object(Bucket=loc.bucket, Key=key, Body=data)
