@@ -207,21 +207,24 @@ class Daemon:
             await tasks.cancel_and_wait(self._run_task)
 
     # --- background loops -----------------------------------------------------------------------------
+    async def replicate_once(self) -> None:
+        """One replication pass from the active site to every standby (never raises)."""
+        roles = roles_of(self.store, self.cfg)
+        active = self.runtime.sites.get(active_of(self.store, self.cfg))
+        if active is None or active.storage is None:
+            return
+        for name, ep in self.runtime.sites.items():
+            if roles.get(name) != models.Role.STANDBY.value or ep.storage is None:
+                continue
+            lag = await replicate.replicate_all(active.storage, ep.storage, site=name, clock=self.services.clock)
+            self.lags[name] = lag
+            if lag.copied:
+                logger.debug("replicated %d objects to %s (newest %s)", lag.copied, name, lag.newest_replicated)
+
     async def _replicator(self) -> None:
         interval = max(1.0, self.cfg.health.interval * 2)
         while True:
-            roles = roles_of(self.store, self.cfg)
-            active = self.runtime.sites.get(active_of(self.store, self.cfg))
-            if active is not None and active.storage is not None:
-                for name, ep in self.runtime.sites.items():
-                    if roles.get(name) != models.Role.STANDBY.value or ep.storage is None:
-                        continue
-                    lag = await replicate.replicate_all(active.storage, ep.storage, site=name,
-                                                        clock=self.services.clock)
-                    self.lags[name] = lag
-                    if lag.copied:
-                        logger.info("replicated %d objects to %s (newest %s)", lag.copied, name,
-                                    lag.newest_replicated)
+            await self.replicate_once()
             await asyncio.sleep(interval)
 
     async def _refencer(self) -> None:
@@ -248,6 +251,7 @@ class Daemon:
         """Run until cancelled (or one cycle with ``once``); returns the last sentence."""
         try:
             if once:
+                await self.replicate_once()
                 for name in self.watcher.sites:
                     await self.watcher.round(name)
                 return (await self.cycle()).sentence

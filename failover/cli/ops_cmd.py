@@ -53,6 +53,11 @@ def register(sub: Any) -> None:
                    "or the host name; a restarted daemon with the same name reclaims its lease)")
     p.set_defaults(func=daemon)
 
+    p = sub.add_parser("unfence", help="re-admit a fenced site as a standby once it has been cleaned up")
+    p.add_argument("site")
+    p.add_argument("--yes", action="store_true", help="confirm the site no longer serves or writes")
+    p.set_defaults(func=unfence)
+
     for name, value in (("pause", True), ("resume", False)):
         p = sub.add_parser(name, help=f"{name} automatic failover (the daemon keeps watching)")
         p.set_defaults(func=_pause, paused=value)
@@ -233,4 +238,24 @@ def _pause(args: argparse.Namespace) -> int:
     store = daemon_mod.open_store(rt)
     store.set_state("paused", bool(args.paused))
     output.console.print("automation paused" if args.paused else "automation resumed")
+    return 0
+
+
+def unfence(args: argparse.Namespace) -> int:
+    """Fenced → standby. Deliberate: a fenced site may hold stale data; it becomes a target again
+    only after replication has refreshed its bucket and it is ready."""
+    from failover import daemon as daemon_mod
+
+    rt = _runtime(args)
+    store = daemon_mod.open_store(rt)
+    roles = daemon_mod.roles_of(store, rt.config)
+    if args.site not in roles:
+        raise errors.InputError(f"unknown site {args.site!r} (sites: {', '.join(roles)})")
+    if roles[args.site] != "fenced":
+        raise errors.InputError(f"{args.site} is {roles[args.site]}, not fenced")
+    if not args.yes:
+        raise errors.InputError(f"unfencing {args.site} makes it a failover target again; confirm with --yes")
+    roles[args.site] = "standby"
+    store.set_state("roles", roles)
+    output.console.print(f"{args.site} is a standby again (epoch {store.current_epoch()})")
     return 0
