@@ -98,8 +98,10 @@ class OtcEmulator(EmulatorBase):
         self.token_requests = 0  #: POSTs to /v3/auth/tokens that issued a token
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (project id, expiry epoch)
         self.projects: dict[str, str] = {}  # project name (region) -> id
-        self.domain_id = uuid.uuid4().hex
-        self.user_id = uuid.uuid4().hex
+        # Keystone ids are dashed UUIDs here because the Keystone spec declares ``format: uuid``
+        # (real OTC ids are 32 hex digits; the adapter treats them as opaque)
+        self.domain_id = str(uuid.uuid4())
+        self.user_id = str(uuid.uuid4())
         self.clusters: dict[str, _Cluster] = {}
         self.zones: dict[str, tuple[str, str]] = {}  # zone id -> (name, project id)
         self.recordsets: dict[str, _RecordSet] = {}
@@ -110,7 +112,7 @@ class OtcEmulator(EmulatorBase):
     # --- lab-facing API --------------------------------------------------------------------
     def project_id(self, name: str) -> str:
         """The id of the project ``name`` (a region such as ``eu-de``), created on first use."""
-        return self.projects.setdefault(name, uuid.uuid4().hex)
+        return self.projects.setdefault(name, str(uuid.uuid4()))
 
     def add_cluster(self, *, ref: base.ClusterRef, name: str, kubeconfig: str) -> None:
         if ref.project:
@@ -232,7 +234,7 @@ class OtcEmulator(EmulatorBase):
             "issued_at": _iso(issued), "audit_ids": [pysecrets.token_urlsafe(16)],
             "user": {"id": self.user_id, "name": self.username, "domain": domain_doc},
             "project": {"id": project_id, "name": project, "domain": domain_doc},
-            "roles": [{"id": uuid.uuid4().hex, "name": "te_admin"}],
+            "roles": [{"id": str(uuid.uuid4()), "name": "te_admin"}],
             "catalog": self._catalog(project),
         }}
         return web.json_response(body, status=201, headers={"X-Subject-Token": token})
