@@ -50,6 +50,12 @@ async def test_site_down_fails_over_automatically_and_old_site_stays_fenced(lab:
     d = running_daemon(lab)
     await wait_for(lambda: ready_standbys(d), timeout=60, what="a ready standby")
     await assert_served_by(lab, ACTIVE)
+    status = lab.cli("status", "--json")  # the status contract scripts rely on
+    assert status["active"] == ACTIVE and status["paused"] is False and status["run"] is None
+    for name, site in status["sites"].items():
+        assert {"role", "health", "reasons", "ready", "replication_lag_s"} <= site.keys(), name
+    assert status["sites"][ACTIVE]["health"] == "healthy"
+    assert status["sites"]["stackit-eu01"]["ready"] is True
     lab.cli("lab", "break", ACTIVE, "--mode", "down")
     doc = await finished_run(d)
     assert doc["phase"] == "succeeded", doc
