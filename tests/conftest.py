@@ -1,0 +1,67 @@
+"""Session-wide guard: no secret the process learned may appear in any log line of the test run.
+
+Every log record of the project's loggers (DEBUG and up) and every WARNING+ record of any other
+logger is kept as formatted text. Adapters register each token the moment they receive it
+(:func:`failover.secrets.register`); at the end of the session the captured lines are grepped for
+every registered secret, and a leak fails the run with the offending line (masked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from failover import secrets
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def addFilter(self, filter: logging.Filter | logging._FilterCallable) -> None:
+        # the CLI installs the redacting filter on every handler; the scan must see raw lines
+        if not isinstance(filter, secrets.RedactingFilter):
+            super().addFilter(filter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ours = record.name.startswith(("failover", "providers", "tests"))
+        if ours or record.levelno >= logging.WARNING:
+            try:
+                self.lines.append(self.format(record))
+            except Exception:  # a broken record must not break the run
+                self.lines.append(f"{record.name} unformattable record")
+
+
+CAPTURE = _Capture()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _capture_every_log_line() -> Iterator[None]:
+    root = logging.getLogger()
+    root.addHandler(CAPTURE)
+    for name in ("failover", "providers"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(CAPTURE)
+
+
+def leaked_lines() -> list[str]:
+    known = [s for s in secrets.known() if len(s) >= 8]
+    return [line for line in CAPTURE.lines if any(s in line for s in known)]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = leaked_lines()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"secret scan: {len(CAPTURE.lines)} log lines, {len(secrets.known())} registered "
+                            f"secrets, {len(leaks)} leaks")
+    if leaks:
+        if reporter is not None:
+            for line in leaks[:10]:
+                reporter.write_line(f"SECRET LEAK: {secrets.redact(line)[:300]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
