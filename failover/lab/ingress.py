@@ -1,0 +1,178 @@
+"""A lab site's ingress: the openDesk apps as a user (and the product's probes) see them.
+
+One aiohttp server per site routes by ``Host`` to a component and answers with that app's real
+health endpoints (Nextcloud ``/status.php``, Synapse ``/health``, Keycloak's OIDC discovery, …),
+but only while the component's workloads in **this site's** cluster exist and are ready — it
+reads the cluster's store directly, so a failed workload, a missing restore or a scale-to-zero is
+a 503, exactly like an ingress with no ready endpoints. Every answer carries ``X-Lab-Site``.
+
+Application data is modelled as Kubernetes objects: a record written to a stateful app
+(``POST /lab/records``) becomes a ConfigMap with the component's selector labels, so a Velero
+backup of the component carries it and a restore brings it back. Counting records on the new
+site after a failover is how the lab *measures* data loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from failover.config import models
+from failover.lab.kube import types as kt
+from failover.lab.seed import RECORD_LABEL
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
+
+
+def workload_ready(obj: kt.KubeObject) -> bool:
+    """Ready as a Service's endpoints would be: at least one replica wanted, all of them ready."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    wanted = int(spec.get("replicas", 1))
+    if wanted < 1:
+        return False
+    ready = int(status.get("readyReplicas") or 0)
+    observed = status.get("observedGeneration")
+    generation = (obj.get("metadata") or {}).get("generation")
+    if observed is not None and generation is not None and int(observed) < int(generation):
+        return False
+    return ready >= wanted
+
+
+def component_ready(store: kt.Store, component: models.Component) -> bool:
+    for workload in component.workloads:
+        rt = kt.STATEFULSETS if workload.kind == "StatefulSet" else kt.DEPLOYMENTS
+        try:
+            obj = store.get(rt, component.namespace, workload.name)
+        except kt.NotFound:
+            return False
+        if not workload_ready(obj):
+            return False
+    return True
+
+
+def record_name(component: str, record_id: str) -> str:
+    return f"rec-{component}-{record_id}".lower()
+
+
+def list_records(store: kt.Store, component: models.Component) -> list[str]:
+    """Ids of the records the component holds in this cluster."""
+    selector = ",".join([f"{k}={v}" for k, v in component.selector.items()] + [f"{RECORD_LABEL}=true"])
+    items, _ = store.list(kt.CONFIGMAPS, component.namespace, label_selector=selector)
+    return sorted(str((i.get("data") or {}).get("id", "")) for i in items if (i.get("data") or {}).get("id"))
+
+
+def write_record(store: kt.Store, component: models.Component, record_id: str, body: str) -> None:
+    labels = {**component.selector, RECORD_LABEL: "true", "lab.failover.io/component": component.name}
+    obj = {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": record_name(component.name, record_id), "namespace": component.namespace,
+                        "labels": labels},
+           "data": {"id": record_id, "body": body}}
+    try:
+        store.create(kt.CONFIGMAPS, obj)
+    except kt.AlreadyExists:
+        store.update(kt.CONFIGMAPS, obj)
+
+
+# --- the apps' endpoints ---------------------------------------------------------------------
+
+def _app_response(component: models.Component, path: str, zone: str) -> web.Response:
+    name = component.name
+    if name == "nextcloud" and path == "/status.php":
+        return web.json_response({"installed": True, "maintenance": False, "needsDbUpgrade": False,
+                                  "version": "29.0.0", "productname": "Nextcloud"})
+    if name == "chat" and path == "/health":
+        return web.Response(text="OK")
+    if name == "chat" and path == "/_matrix/client/versions":
+        return web.json_response({"versions": ["v1.1", "v1.11"], "unstable_features": {}})
+    if name == "openproject" and path.startswith("/health_checks"):
+        return web.Response(text="PASSED")
+    if name == "collabora" and path == "/hosting/discovery":
+        return web.Response(text='<?xml version="1.0"?><wopi-discovery><net-zone name="external-http">'
+                            '</net-zone></wopi-discovery>', content_type="text/xml")
+    if name == "keycloak" and path.startswith("/realms/opendesk/.well-known/openid-configuration"):
+        issuer = f"https://id.{zone.rstrip('.')}/realms/opendesk"
+        return web.json_response({"issuer": issuer, "authorization_endpoint": f"{issuer}/protocol/openid-connect/auth",
+                                  "token_endpoint": f"{issuer}/protocol/openid-connect/token",
+                                  "jwks_uri": f"{issuer}/protocol/openid-connect/certs"})
+    if name == "ox" and path.startswith("/appsuite"):
+        return web.Response(text="<html><title>OX App Suite</title></html>", content_type="text/html")
+    if name == "xwiki" and path.startswith("/xwiki/rest"):
+        return web.Response(text='<xwiki xmlns="http://www.xwiki.org"><version>16.10</version></xwiki>',
+                            content_type="application/xml")
+    if name == "jitsi" and path == "/about/health":
+        return web.json_response({})
+    if path in ("/", ""):
+        return web.Response(text=f"<html><title>{component.title}</title></html>", content_type="text/html")
+    return web.Response(status=404, text="not found")
+
+
+class Ingress:
+    """The site's ingress server; ``store`` is the site's cluster store (read on every request)."""
+
+    def __init__(self, *, site: str, store: kt.Store, profile: models.WorkplaceProfile, zone: str) -> None:
+        self.site = site
+        self.store = store
+        self.zone = zone.rstrip(".")
+        self.by_host: dict[str, models.Component] = {
+            f"{h}.{self.zone}": c for c in profile.components for h in c.hostnames}
+        self._runner: web.AppRunner | None = None
+        self.host = ""
+        self.port = 0
+
+    async def start(self, *, host: str, port: int = 0) -> None:
+        app = web.Application(middlewares=[self._site_header])
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.host, self.port = host, int(server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _site_header(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        response.headers["X-Lab-Site"] = self.site
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        host = (request.host or "").split(":")[0].rstrip(".").lower()
+        component = self.by_host.get(host)
+        if component is None:
+            return web.Response(status=404, text=f"no route for host {host!r}")
+        if not component_ready(self.store, component):
+            return web.Response(status=503, text=f"{component.title}: no ready endpoints on {self.site}")
+        if request.path == "/lab/records":
+            return await self._records(request, component)
+        return _app_response(component, request.path, self.zone)
+
+    async def _records(self, request: web.Request, component: models.Component) -> web.Response:
+        if not component.stateful:
+            return web.Response(status=404, text=f"{component.name} keeps no records")
+        if request.method == "GET":
+            return web.json_response({"ids": list_records(self.store, component)})
+        if request.method != "POST":
+            return web.Response(status=405, text="GET or POST")
+        try:
+            doc = json.loads(await request.read())
+            record_id, body = str(doc["id"]), str(doc.get("body", ""))
+        except (ValueError, KeyError, TypeError):
+            return web.Response(status=400, text='body must be JSON {"id": str, "body": str}')
+        if not _ID.match(record_id):
+            return web.Response(status=400, text="id: letters, digits, '.' and '-', at most 63")
+        write_record(self.store, component, record_id, body)
+        return web.json_response({"id": record_id, "site": self.site}, status=201)
