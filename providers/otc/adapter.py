@@ -14,7 +14,9 @@ on the eu-de control plane. :func:`dns_region_warning` lets ``config validate`` 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import re
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -28,6 +30,9 @@ from failover import errors, secrets
 from providers import base, http
 
 logger = logging.getLogger(__name__)
+
+#: per task: which token generation each authenticator last handed out (never the token itself)
+_handed_out: contextvars.ContextVar[dict[int, int]] = contextvars.ContextVar("otc_handed_out", default={})  # noqa: B039
 
 DNS_REGION = "eu-de"  #: the only region whose DNS endpoint manages public zones
 
@@ -305,6 +310,28 @@ class OtcProvider(base.Provider):
             await asyncio.sleep(self._poll)
 
 
+class _SubjectTokenFilter(logging.Filter):
+    """httpcore logs raw response headers at DEBUG *before* the adapter sees the token, so a
+    redacting handler filter would not yet know it: register and mask ``X-Subject-Token`` here."""
+
+    _HEADER = re.compile(r"(\(b'x-subject-token', b')([^']*)(')", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "subject-token" in message.lower():
+            for match in self._HEADER.finditer(message):
+                secrets.register(match.group(2))
+            record.msg, record.args = self._HEADER.sub(rf"\g<1>{secrets.MASK}\g<3>", message), None
+        return True
+
+
+def _install_header_filter() -> None:
+    for name in ("httpcore.http11", "httpcore.http2"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _SubjectTokenFilter) for f in target.filters):
+            target.addFilter(_SubjectTokenFilter())
+
+
 class KeystoneAuth:
     """Keystone v3 password auth for one OTC project: token cached until shortly before expiry.
 
@@ -320,6 +347,7 @@ class KeystoneAuth:
         self._expires = 0.0
         self._project_id: str | None = None
         self._lock = asyncio.Lock()
+        _install_header_filter()
         self.issued = 0  #: tokens obtained so far (for tests and metrics)
 
     def __repr__(self) -> str:
@@ -335,9 +363,14 @@ class KeystoneAuth:
 
     async def _get(self, *, refresh: bool) -> str:
         async with self._lock:
-            if refresh or self._token is None or time.time() >= self._expires - self.MARGIN:
+            # concurrent requests rejected with the same token share one re-authentication: a
+            # refresh is skipped when this task was handed an older token than the cached one
+            handed = _handed_out.get().get(id(self))
+            stale = refresh and (handed is None or handed == self.issued)
+            if stale or self._token is None or time.time() >= self._expires - self.MARGIN:
                 await self._issue()
             assert self._token is not None
+            _handed_out.set({**_handed_out.get(), id(self): self.issued})
             return self._token
 
     async def _issue(self) -> None:
