@@ -46,9 +46,9 @@ def test_restore_order_namespaces_then_config_then_workloads() -> None:
 
 
 def test_strip_for_restore_removes_server_fields_and_status() -> None:
-    obj: dict[str, Any] = {"kind": "ConfigMap", "metadata": {"name": "c", "uid": "u", "resourceVersion": "7", "generation": 2,
-                                             "creationTimestamp": "t", "managedFields": [], "labels": {"a": "b"}},
-           "data": {"k": "v"}, "status": {"x": 1}}
+    meta = {"name": "c", "uid": "u", "resourceVersion": "7", "generation": 2, "creationTimestamp": "t",
+            "managedFields": [], "labels": {"a": "b"}}
+    obj: dict[str, Any] = {"kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}, "status": {"x": 1}}
     out = selection.strip_for_restore(obj, keep_status=False)
     assert out == {"kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "b"}}, "data": {"k": "v"}}
     assert "status" in selection.strip_for_restore(obj, keep_status=True)
