@@ -118,11 +118,14 @@ class OtcProvider(base.Provider):
     per-region overrides ``iam.<region>`` and ``cce.<region>`` (e.g. ``cce.eu-nl``).
 
     ``settings.credentials``: ``username``, ``password``, ``domain`` (the IAM user's domain name,
-    ``OTC-EU-DE-000…``). The token is scoped to the project named after the site's region.
+    ``OTC-EU-DE-000…``). CCE tokens are scoped to the project named by the site's region (a
+    ``ClusterRef.region`` may name a sub-project such as ``eu-de_failover``; endpoints, S3 and
+    the status page then use its region part).
 
     ``settings.options``: ``s3_endpoint`` (override for :meth:`s3_endpoint`),
     ``dns_poll_interval`` (s, default 2), ``dns_timeout`` (s, default 60), ``kubeconfig_days``
-    (clustercert validity, default 1), ``attempts`` (tries per request, default 4),
+    (clustercert validity, default 1), ``dns_project`` (the eu-de project or sub-project that
+    holds the public zones, default ``eu-de``), ``attempts`` (tries per request, default 4),
     ``max_retry_delay`` (s, default 10).
     """
 
@@ -146,6 +149,11 @@ class OtcProvider(base.Provider):
             self._max_delay = float(options.get("max_retry_delay", "10"))
         except ValueError as exc:
             raise errors.PermanentError(f"provider otc: invalid option value ({exc})") from None
+        self._dns_project = options.get("dns_project", DNS_REGION)
+        if self._dns_project.split("_")[0] != DNS_REGION:
+            raise errors.PermanentError(
+                f"provider otc: options.dns_project {self._dns_project!r} is not an {DNS_REGION} project; "
+                f"public zones are only manageable in {DNS_REGION}")
         self._auth: dict[str, KeystoneAuth] = {}
         self._clients: dict[tuple[str, str], http.ApiClient] = {}
         self._zone_ids: dict[str, str] = {}
@@ -174,6 +182,9 @@ class OtcProvider(base.Provider):
                 auth=authenticator, timeout=self._settings.timeout, attempts=self._attempts,
                 max_delay=self._max_delay)
         return self._clients[key]
+
+    def _dns(self) -> http.ApiClient:
+        return self._client("dns", self._dns_project)
 
     async def _project_id(self, ref: base.ClusterRef) -> str:
         if ref.project:
@@ -226,7 +237,7 @@ class OtcProvider(base.Provider):
             return await self._wait_active(zone, str(current["id"]), wanted, ttl)
         body = {"name": name, "type": rtype, "ttl": ttl, "records": list(values),
                 "description": "managed by failover"}
-        client, zone_id = self._client("dns", DNS_REGION), await self._zone_id(zone)
+        client, zone_id = self._dns(), await self._zone_id(zone)
         if current is None:
             answer = await client.json("POST", f"/v2/zones/{zone_id}/recordsets", json=body)
         else:
@@ -241,6 +252,7 @@ class OtcProvider(base.Provider):
     async def s3_endpoint(self, region: str) -> str:
         if self._settings.options.get("s3_endpoint"):
             return self._settings.options["s3_endpoint"].rstrip("/")
+        region = region.split("_")[0]  # a sub-project eu-de_xxx lives in region eu-de
         if region == "eu-ch2":
             return "https://obs.eu-ch2.sc.otc.t-systems.com"
         return f"https://obs.{region}.otc.t-systems.com"
@@ -273,7 +285,7 @@ class OtcProvider(base.Provider):
     async def _zone_id(self, zone: str) -> str:
         zone = _fqdn(zone).lower()
         if zone not in self._zone_ids:
-            doc = await self._client("dns", DNS_REGION).json(
+            doc = await self._dns().json(
                 "GET", "/v2/zones", params={"name": zone, "type": "public"})
             for item in _list(_obj(doc, "DNS zones").get("zones", []), "DNS zones"):
                 item = _obj(item, "DNS zone")
@@ -286,7 +298,7 @@ class OtcProvider(base.Provider):
 
     async def _find_recordset(self, zone: str, name: str, rtype: str) -> dict[str, Any] | None:
         zone_id, name = await self._zone_id(zone), _fqdn(name).lower()
-        doc = await self._client("dns", DNS_REGION).json(
+        doc = await self._dns().json(
             "GET", f"/v2/zones/{zone_id}/recordsets", params={"name": name, "type": rtype})
         for item in _list(_obj(doc, "DNS recordsets").get("recordsets", []), "DNS recordsets"):
             item = _obj(item, "DNS record set")
@@ -295,7 +307,7 @@ class OtcProvider(base.Provider):
         return None
 
     async def _wait_active(self, zone: str, rs_id: str, wanted: list[str], ttl: int) -> base.DnsRecordSet:
-        client, zone_id = self._client("dns", DNS_REGION), await self._zone_id(zone)
+        client, zone_id = self._dns(), await self._zone_id(zone)
         deadline = time.monotonic() + self._dns_timeout
         while True:
             item = _obj(await client.json("GET", f"/v2/zones/{zone_id}/recordsets/{rs_id}"), "DNS record set")
