@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import contract
-import otc_lab
 import httpx
+import otc_lab
 import pytest
 import yaml
 from openapi_core import OpenAPI
