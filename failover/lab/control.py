@@ -135,3 +135,27 @@ class ControlClient:
     async def records(self, site: str, component: str | None = None) -> list[str]:
         params = {"component": component} if component else None
         return [str(i) for i in (await self._call("GET", f"/sites/{site}/records", params=params))["ids"]]
+
+
+# --- the fault vocabulary ----------------------------------------------------------------------
+
+SITE_MODES = ("down", "blackhole", "slow", "api-only", "storage", "provider-api")
+
+
+def parse_fault(mode: str, *, components: dict[str, bool], provider_api: bool) -> str:
+    """The canonical fault string for ``mode``; ValueError says what is allowed.
+
+    ``components`` maps component names to whether they have workloads (only those can fail).
+    """
+    mode = mode.strip()
+    if mode.startswith("component="):
+        name = mode.split("=", 1)[1]
+        if not components.get(name):
+            known = ", ".join(sorted(n for n, has in components.items() if has))
+            raise ValueError(f"component={name}: no such component with workloads (known: {known})")
+        return mode
+    if mode == "provider-api" and not provider_api:
+        raise ValueError("provider-api: this site's provider has no API emulator in the lab")
+    if mode not in SITE_MODES:
+        raise ValueError(f"unknown fault mode {mode!r}; use one of {', '.join(SITE_MODES)} or component=NAME")
+    return mode

@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,9 +116,11 @@ def _prepare(directory: Path, *, host: str, dns_port: int, api_port: int, api_ke
             shutil.chown(path, user="nobody", group="nogroup")
 
 
-async def start_powerdns(*, host: str = "127.0.0.1", log_path: Path | None = None,
-                         api_key: str | None = None) -> PowerDnsProcess:
-    """Start ``pdns_server`` on free ports and wait until its API answers (bounded)."""
+async def start_powerdns(*, host: str = "127.0.0.1", log_path: Path | None = None, api_key: str | None = None,
+                         on_spawn: Callable[[int], None] | None = None) -> PowerDnsProcess:
+    """Start ``pdns_server`` on free ports and wait until its API answers (bounded).
+
+    ``on_spawn(pid)`` is called as soon as the process exists (the lab records its PID there)."""
     if shutil.which(PDNS_SERVER) is None and not Path("/usr/sbin/pdns_server").exists():
         raise errors.PermanentError("pdns_server is not installed (apt-get install pdns-server pdns-backend-sqlite3)")
     api_key = api_key or pysecrets.token_hex(16)
@@ -136,6 +139,8 @@ async def start_powerdns(*, host: str = "127.0.0.1", log_path: Path | None = Non
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     finally:
         log.close()
+    if on_spawn is not None:
+        on_spawn(process.pid)
     pdns = PowerDnsProcess(host=host, dns_port=dns_port, api_port=api_port, api_key=api_key,
                            directory=directory, process=process)
     try:
