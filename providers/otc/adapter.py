@@ -200,7 +200,13 @@ class OtcProvider(base.Provider):
 
     # --- Provider ------------------------------------------------------------------------------
     async def cluster_status(self, ref: base.ClusterRef) -> base.ClusterStatus:
-        cluster, pools_doc = await asyncio.gather(self._cce(ref, "GET", ""), self._cce(ref, "GET", "/nodepools"))
+        try:  # both reads in parallel; one failing cancels the other
+            async with asyncio.TaskGroup() as group:
+                cluster_task = group.create_task(self._cce(ref, "GET", ""))
+                pools_task = group.create_task(self._cce(ref, "GET", "/nodepools"))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from failed.exceptions[0].__cause__
+        cluster, pools_doc = cluster_task.result(), pools_task.result()
         status = _obj(cluster.get("status", {}), "CCE cluster status")
         raw = str(status.get("phase") or "")
         reason = "; ".join(dict.fromkeys(str(status[k]) for k in ("reason", "message") if status.get(k)))
