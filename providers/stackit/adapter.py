@@ -107,7 +107,7 @@ class StackitProvider(base.Provider):
         attempts = int(_option(settings, "attempts", 4, low=1))
         token_endpoint = settings.endpoints.get("token", LEGACY_TOKEN_ENDPOINT)
         self.auth = KeyFlowAuth(load_key=lambda: settings.secret("service_account_key"),
-                                token_endpoint=token_endpoint, timeout=settings.timeout, attempts=attempts)
+                                token_endpoint=token_endpoint, timeout=settings.timeout)
 
         def client(service: str, *, auth: http.Authenticator | None) -> http.ApiClient:
             return http.ApiClient(base_url=settings.endpoint(service), service=f"stackit {service}",

@@ -64,11 +64,10 @@ class KeyFlowAuth:
     """:class:`providers.http.Authenticator` for the STACKIT key flow; caches the token until expiry."""
 
     def __init__(self, *, load_key: Callable[[], str], token_endpoint: str, timeout: float,
-                 attempts: int, clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self._load_key = load_key
         self._default_endpoint = token_endpoint
         self._timeout = timeout
-        self._attempts = attempts
         self._clock = clock
         self._key: ServiceAccountKey | None = None
         self._api: http.ApiClient | None = None
@@ -108,8 +107,10 @@ class KeyFlowAuth:
             url = httpx.URL(self._key.tokenEndpoint or self._default_endpoint)
             self._path = url.raw_path.decode("ascii") or "/"
             origin = f"{url.scheme}://{url.netloc.decode('ascii')}"
+            # one try: a token request runs inside an API request's retry loop, which retries
+            # (and honours Retry-After) for both; nested retries would multiply the attempts
             self._api = http.ApiClient(base_url=origin, service="stackit token", timeout=self._timeout,
-                                       attempts=self._attempts)
+                                       attempts=1)
         return self._key, self._api
 
     async def _fetch(self) -> None:
