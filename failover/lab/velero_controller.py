@@ -194,11 +194,11 @@ class VeleroController:
         while True:
             for bsl in self.store.list(kt.VELERO_BSLS, self.namespace)[0]:
                 name = str(_meta(bsl)["name"])
-                if await self._validate_bsl(name):
-                    try:
+                try:
+                    if await self._validate_bsl(name):
                         await self._sync(name)
-                    except errors.FailoverError as exc:
-                        logger.warning("sync of BSL %s failed: %s", name, exc)
+                except (errors.FailoverError, kt.KubeStoreError) as exc:
+                    logger.warning("validation/sync of BSL %s failed: %s", name, exc)
             await asyncio.sleep(self.sync_period)
 
     async def _sync(self, bsl_name: str) -> int:
@@ -249,7 +249,7 @@ class VeleroController:
             for schedule in self.store.list(kt.VELERO_SCHEDULES, self.namespace)[0]:
                 try:
                     self._schedule_tick(schedule)
-                except kt.KubeStoreError as exc:
+                except (errors.FailoverError, kt.KubeStoreError) as exc:
                     logger.warning("schedule %s: %s", _meta(schedule).get("name"), exc)
             await asyncio.sleep(min(0.2, self.sync_period))
 
