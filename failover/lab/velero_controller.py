@@ -145,8 +145,8 @@ class VeleroController:
                     self._reconcile_backup(name)
                 elif kind == kt.VELERO_RESTORES.key:
                     self._reconcile_restore(name)
-                else:
-                    await self._validate_bsl(name)
+                elif ("bsl", name) not in self._active:  # S3 may be slow: never block the worker on it
+                    self._spawn("bsl", name, self._validate_bsl(name))
             except Exception:
                 logger.exception("reconciling %s %s failed", kind, name)
 
