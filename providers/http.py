@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import email.utils
 import json as jsonlib
+import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -34,6 +36,37 @@ import httpx
 from failover import errors, retry, secrets
 
 DEFAULT_TIMEOUT = 10.0
+
+#: headers whose values are credentials; httpcore logs raw headers at DEBUG before any adapter
+#: could register a freshly issued token, so they are registered and masked in those records
+SECRET_HEADERS = ("x-subject-token", "x-auth-token", "authorization", "x-api-key", "proxy-authorization")
+_HEADER_VALUE = re.compile(r"(\(b'(?:" + "|".join(SECRET_HEADERS) + r")', b')([^']*)(')", re.IGNORECASE)
+
+
+class SecretHeaderFilter(logging.Filter):
+    """Registers and masks credential header values in httpcore's debug records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "b'" not in message:
+            return True
+        matches = list(_HEADER_VALUE.finditer(message))
+        if matches:
+            for match in matches:
+                secrets.register(match.group(2))
+            record.msg, record.args = _HEADER_VALUE.sub(rf"\g<1>{secrets.MASK}\g<3>", message), None
+        return True
+
+
+def install_header_filter() -> None:
+    """Install :class:`SecretHeaderFilter` on httpcore's loggers (idempotent)."""
+    for name in ("httpcore.http11", "httpcore.http2", "httpcore.connection"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, SecretHeaderFilter) for f in target.filters):
+            target.addFilter(SecretHeaderFilter())
+
+
+install_header_filter()
 
 
 class ApiError(errors.PermanentError):

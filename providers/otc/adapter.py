@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import re
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -328,28 +327,6 @@ class OtcProvider(base.Provider):
             await asyncio.sleep(self._poll)
 
 
-class _SubjectTokenFilter(logging.Filter):
-    """httpcore logs raw response headers at DEBUG *before* the adapter sees the token, so a
-    redacting handler filter would not yet know it: register and mask ``X-Subject-Token`` here."""
-
-    _HEADER = re.compile(r"(\(b'x-subject-token', b')([^']*)(')", re.IGNORECASE)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "subject-token" in message.lower():
-            for match in self._HEADER.finditer(message):
-                secrets.register(match.group(2))
-            record.msg, record.args = self._HEADER.sub(rf"\g<1>{secrets.MASK}\g<3>", message), None
-        return True
-
-
-def _install_header_filter() -> None:
-    for name in ("httpcore.http11", "httpcore.http2"):
-        target = logging.getLogger(name)
-        if not any(isinstance(f, _SubjectTokenFilter) for f in target.filters):
-            target.addFilter(_SubjectTokenFilter())
-
-
 class KeystoneAuth:
     """Keystone v3 password auth for one OTC project: token cached until shortly before expiry.
 
@@ -365,7 +342,6 @@ class KeystoneAuth:
         self._expires = 0.0
         self._project_id: str | None = None
         self._lock = asyncio.Lock()
-        _install_header_filter()
         self.issued = 0  #: tokens obtained so far (for tests and metrics)
 
     def __repr__(self) -> str:
