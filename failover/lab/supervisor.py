@@ -199,9 +199,11 @@ class World:
         built = await asyncio.gather(*(
             self._start_site(site, index=i) for i, site in enumerate(self.config.sites, start=1)))
         self.sites = {s.site.name: s for s in built}
+        logger.info("sites up in %.2fs", time.monotonic() - t0)
         await self._start_ingress_proxies(ingress_port)
         await self._bootstrap_dns()
         await self._start_provider_apis()
+        logger.info("DNS and provider APIs up in %.2fs", time.monotonic() - t0)
         self.control = control.ControlServer(self)
         await self.control.start()
         await self._wait_active_ready(timeout=max(10.0, self.lab.ready_delay * 10))
@@ -258,7 +260,10 @@ class World:
         site_ingress = ingress_mod.Ingress(site=site.name, store=cluster.store, profile=self.profile, zone=self.zone)
         await site_ingress.start(host=f"127.0.{index}.1")
         ref = site.cluster_ref()
-        cluster_id = ref.cluster if site.cluster else (str(uuid.uuid4()) if kind in ("ionos", "otc") else site.name)
+        # provider-side ids as each vendor shapes them: UUIDs (IONOS, OTC), an SKE name of at most
+        # 11 characters (STACKIT), the Cluster API object's name (SCS)
+        generated = {"ionos": str(uuid.uuid4()), "otc": str(uuid.uuid4()), "stackit": f"opendesk-{index}"}
+        cluster_id = ref.cluster if site.cluster else generated.get(kind, site.name)
         project = ref.project or {"stackit": str(uuid.uuid4()), "scs": "failover-lab"}.get(kind)
         return SiteParts(site=site, index=index, provider_kind=kind, cluster=cluster, kube_proxy=kube_proxy,
                          ingress=site_ingress, velero=velero, bucket=bucket, cluster_id=cluster_id, project=project)
