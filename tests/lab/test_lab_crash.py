@@ -1,0 +1,39 @@
+"""`lab down` after the supervisor was killed with SIGKILL: every recorded child is still stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import yaml
+
+from failover import cli
+from failover.lab import runtime as lab_runtime
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_down_after_supervisor_crash(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "config" / "lab.yaml").read_text(encoding="utf-8"))
+    data["workplace"]["profile"] = str(REPO / "config" / "workplaces" / "opendesk.yaml")
+    data["state_dir"] = str(tmp_path / "state")
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    paths = lab_runtime.LabPaths(tmp_path / "state")
+    assert cli.main(["--config", str(config), "lab", "up"]) == 0
+    records = lab_runtime.read_pids(paths)
+    try:
+        supervisor = next(r for r in records if r.name == "supervisor")
+        children = [r for r in records if r.name != "supervisor"]
+        assert len(children) == 5 and all(lab_runtime.is_alive(r) for r in children)
+        os.kill(supervisor.pid, signal.SIGKILL)
+        assert not lab_runtime.wait_gone([supervisor], timeout=5)
+        assert all(lab_runtime.is_alive(r) for r in children)  # orphans keep running ...
+        # ... and a new `lab up` would not mistake the dead lab for a running one
+        assert cli.main(["--config", str(config), "lab", "down"]) == 0
+        for record in records:
+            assert not lab_runtime.is_alive(record), f"{record.name} survived `lab down`"
+        assert not paths.runtime_json.exists() and not paths.pids_json.exists()
+    finally:
+        cli.main(["--config", str(config), "lab", "down"])
