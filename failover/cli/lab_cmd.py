@@ -131,20 +131,17 @@ def _print_status(doc: dict[str, Any], *, as_json: bool) -> int:
     if as_json:
         output.emit_json(doc)
         return 0
-    from rich.table import Table
-
-    table = Table(title="lab sites")
-    for column in ("site", "provider", "role", "kube API", "ingress", "S3", "faults"):
-        table.add_column(column)
+    row = "{:<16} {:<8} {:<16} {:<24} {:<18} {:<24} {}"
+    print(row.format("SITE", "ROLE", "PROVIDER", "KUBE API", "INGRESS", "S3", "FAULTS"))
     for name, site in doc.get("sites", {}).items():
-        table.add_row(name, f"{site['provider']} {site['region']}", site["role"], site["kube_api"],
-                      f"{site['ingress']}:{site['ingress_port']}", f"{site['s3']['endpoint']}/{site['s3']['bucket']}",
-                      ", ".join(site.get("faults", [])) or "-")
-    output.console.print(table)
+        print(row.format(name, site["role"], f"{site['provider']} {site['region']}", site["kube_api"],
+                         f"{site['ingress']}:{site['ingress_port']}", site["s3"]["endpoint"],
+                         ", ".join(site.get("faults", [])) or "-"))
     dns = doc.get("dns", {})
-    output.console.print(f"DNS: zone {dns.get('zone')} on {dns.get('server')}:{dns.get('port')} (API {dns.get('api')})")
+    print(f"DNS: zone {dns.get('zone')} on {dns.get('server')}:{dns.get('port')} (API {dns.get('api')})")
     for kind, api in (doc.get("providers") or {}).items():
-        output.console.print(f"provider API {kind}: {', '.join(f'{k}={v}' for k, v in api.get('api', {}).items())}")
+        print(f"provider API {kind}: {', '.join(f'{k}={v}' for k, v in api.get('api', {}).items())}")
+    print("credentials (lab-only): `failover lab status --json`")
     return 0
 
 

@@ -76,6 +76,7 @@ class ProviderApi:
     kind: str
     emulator: EmulatorBase
     proxy: FaultProxy
+    dns: PowerDnsBackend
 
     def describe(self) -> dict[str, Any]:
         settings = self.emulator.settings()  # type: ignore[attr-defined]
@@ -86,6 +87,7 @@ class ProviderApi:
     async def close(self) -> None:
         await self.proxy.close()
         await self.emulator.close()
+        await self.dns.close()
 
 
 @dataclass
@@ -304,7 +306,8 @@ class World:
                        and v is not EmulatorBase and v.__module__ == module.__name__]
             if not classes:
                 continue
-            kwargs: dict[str, Any] = {"dns": PowerDnsBackend(api_url=self.dns.api_url, api_key=self.dns.api_key)}
+            backend = PowerDnsBackend(api_url=self.dns.api_url, api_key=self.dns.api_key)
+            kwargs: dict[str, Any] = {"dns": backend}
             if kind == "scs":
                 self._management = await Cluster.start(name="scs-management", host="127.0.0.1", port=0,
                                                        ready_delay=self.lab.ready_delay)
@@ -320,7 +323,7 @@ class World:
             proxy = FaultProxy(target_host="127.0.0.1", target_port=emu.port, slow_latency=self.lab.slow_latency,
                                name=f"{kind} API")
             await proxy.start()
-            self.emulators[kind] = ProviderApi(kind=kind, emulator=emu, proxy=proxy)
+            self.emulators[kind] = ProviderApi(kind=kind, emulator=emu, proxy=proxy, dns=backend)
 
     async def _wait_active_ready(self, *, timeout: float) -> None:
         active = self.sites[self.config.active_site().name]
