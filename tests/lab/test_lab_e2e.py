@@ -258,6 +258,32 @@ def test_provider_api_fault(lab: Lab) -> None:
     assert not _refused(url.host, url.port or 80)
 
 
+def test_provider_reports_site_down_through_its_adapter(lab: Lab) -> None:
+    from failover.config import loader
+    from failover.config import runtime as config_runtime
+    from providers import base, registry
+
+    site = "otc-eu-de"
+    if "otc" not in (lab.status.get("providers") or {}):
+        pytest.skip("no OTC emulator in the lab yet")
+    rt = config_runtime.resolve(loader.load(lab.config))
+
+    async def state() -> base.ClusterState:
+        provider = registry.create(rt.providers["otc"])
+        try:
+            return (await provider.cluster_status(rt.sites[site].cluster)).state
+        finally:
+            await provider.close()
+
+    assert asyncio.run(state()) is base.ClusterState.READY
+    assert lab.cli("lab", "break", site, "--mode", "down") == 0
+    try:
+        assert asyncio.run(state()) is base.ClusterState.DOWN
+    finally:
+        assert lab.cli("lab", "heal", site) == 0
+    assert asyncio.run(state()) is base.ClusterState.READY
+
+
 def test_down_leaves_no_process(lab: Lab) -> None:
     records = lab_runtime.read_pids(lab.paths)
     names = {r.name for r in records}
