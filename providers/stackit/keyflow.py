@@ -15,9 +15,11 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import jwt
+from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from failover import errors, secrets
@@ -72,6 +74,7 @@ class KeyFlowAuth:
         self._key: ServiceAccountKey | None = None
         self._api: http.ApiClient | None = None
         self._path = ""
+        self._signer: Any = None
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
@@ -88,17 +91,23 @@ class KeyFlowAuth:
             return {"Authorization": f"Bearer {self._token}"}
 
     def assertion(self, key: ServiceAccountKey) -> str:
-        """The RS512 JWT that proves possession of the key (claims as in the SDK's KeyFlow)."""
+        """The RS512 JWT that proves possession of the key (claims as in the SDK's KeyFlow).
+
+        It is not registered as a secret: it only ever travels in the token request's form body,
+        which nothing logs, and one fresh ~800-character value per token would grow the
+        redaction pattern without end.
+        """
         now = int(self._clock())
         claims = {"iss": key.iss, "sub": key.sub, "aud": key.aud, "jti": str(uuid.uuid4()),
                   "iat": now, "exp": now + 3600}
         try:
-            token = jwt.encode(claims, key.privateKey, algorithm="RS512", headers={"kid": key.kid})
-        except (ValueError, TypeError, jwt.PyJWTError) as exc:
+            if self._signer is None:  # parse the PEM once: it costs tens of ms
+                self._signer = serialization.load_pem_private_key(key.privateKey.encode("ascii"), password=None)
+            token = jwt.encode(claims, self._signer, algorithm="RS512", headers={"kid": key.kid})
+        except (ValueError, TypeError, UnicodeError, jwt.PyJWTError):
             raise errors.PermanentError(
-                f"provider stackit: cannot sign with service-account key {key.kid} ({type(exc).__name__})"
+                f"provider stackit: cannot sign with service-account key {key.kid} (not an RSA private key)"
             ) from None
-        secrets.register(token)
         return str(token)
 
     def _client(self) -> tuple[ServiceAccountKey, http.ApiClient]:

@@ -22,6 +22,7 @@ from providers import base
 from providers.emulator import Exchange
 from providers.stackit import adapter
 from providers.stackit.adapter import STATE_MAP, StackitProvider
+from providers.stackit.emulator import StackitEmulator
 
 HERE = Path(adapter.__file__).parent
 S = base.ClusterState
@@ -229,3 +230,15 @@ def test_missing_settings_are_named_at_construction(field: str, key: str) -> Non
     broken = settings.model_copy(update={field: {k: v for k, v in getattr(settings, field).items() if k != key}})
     with pytest.raises(errors.PermanentError, match=rf"{field}\.{key}"):
         StackitProvider(broken)
+
+
+async def test_emulator_key_file_matches_the_service_account_api_schema() -> None:
+    from openapi_schema_validator import OAS30Validator
+
+    doc = json.loads(contract.spec_path("stackit", "service-account-v2.json").read_text(encoding="utf-8"))
+    schema = {**doc["components"]["schemas"]["CreateServiceAccountKeyResponse"], "components": doc["components"]}
+    emu = StackitEmulator()
+    for new_style in (False, True):
+        key = json.loads(emu.service_account_key(token_endpoint=new_style))
+        OAS30Validator(schema, format_checker=OAS30Validator.FORMAT_CHECKER).validate(key)
+        assert ("tokenEndpoint" in key["credentials"]) is new_style
