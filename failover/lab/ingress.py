@@ -25,7 +25,7 @@ from failover.config import models
 from failover.lab.kube import types as kt
 from failover.lab.seed import RECORD_LABEL
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 
 
 def workload_ready(obj: kt.KubeObject) -> bool:
@@ -80,15 +80,20 @@ def write_record(store: kt.Store, component: models.Component, record_id: str, b
 
 # --- the apps' endpoints ---------------------------------------------------------------------
 
+def _json(doc: Any) -> web.Response:
+    """Compact JSON, as the real apps send it (probes match substrings like ``"installed":true``)."""
+    return web.Response(text=json.dumps(doc, separators=(",", ":")), content_type="application/json")
+
+
 def _app_response(component: models.Component, path: str, zone: str) -> web.Response:
     name = component.name
     if name == "nextcloud" and path == "/status.php":
-        return web.json_response({"installed": True, "maintenance": False, "needsDbUpgrade": False,
+        return _json({"installed": True, "maintenance": False, "needsDbUpgrade": False,
                                   "version": "29.0.0", "productname": "Nextcloud"})
     if name == "chat" and path == "/health":
         return web.Response(text="OK")
     if name == "chat" and path == "/_matrix/client/versions":
-        return web.json_response({"versions": ["v1.1", "v1.11"], "unstable_features": {}})
+        return _json({"versions": ["v1.1", "v1.11"], "unstable_features": {}})
     if name == "openproject" and path.startswith("/health_checks"):
         return web.Response(text="PASSED")
     if name == "collabora" and path == "/hosting/discovery":
@@ -96,7 +101,7 @@ def _app_response(component: models.Component, path: str, zone: str) -> web.Resp
                             '</net-zone></wopi-discovery>', content_type="text/xml")
     if name == "keycloak" and path.startswith("/realms/opendesk/.well-known/openid-configuration"):
         issuer = f"https://id.{zone.rstrip('.')}/realms/opendesk"
-        return web.json_response({"issuer": issuer, "authorization_endpoint": f"{issuer}/protocol/openid-connect/auth",
+        return _json({"issuer": issuer, "authorization_endpoint": f"{issuer}/protocol/openid-connect/auth",
                                   "token_endpoint": f"{issuer}/protocol/openid-connect/token",
                                   "jwks_uri": f"{issuer}/protocol/openid-connect/certs"})
     if name == "ox" and path.startswith("/appsuite"):
@@ -105,7 +110,7 @@ def _app_response(component: models.Component, path: str, zone: str) -> web.Resp
         return web.Response(text='<xwiki xmlns="http://www.xwiki.org"><version>16.10</version></xwiki>',
                             content_type="application/xml")
     if name == "jitsi" and path == "/about/health":
-        return web.json_response({})
+        return _json({})
     if path in ("/", ""):
         return web.Response(text=f"<html><title>{component.title}</title></html>", content_type="text/html")
     return web.Response(status=404, text="not found")
@@ -173,6 +178,6 @@ class Ingress:
         except (ValueError, KeyError, TypeError):
             return web.Response(status=400, text='body must be JSON {"id": str, "body": str}')
         if not _ID.match(record_id):
-            return web.Response(status=400, text="id: letters, digits, '.' and '-', at most 63")
+            return web.Response(status=400, text="id: lowercase letters, digits, '.' and '-', at most 63")
         write_record(self.store, component, record_id, body)
         return web.json_response({"id": record_id, "site": self.site}, status=201)
