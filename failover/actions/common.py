@@ -11,6 +11,8 @@ from typing import TypeVar
 
 from failover import errors
 from failover.config import models
+from failover.kube import KubeClient
+from failover.lab.kube import types as kt
 from failover.playbook.engine import StepContext
 from failover.services import Services
 
@@ -63,3 +65,28 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def workload_type(kind: str) -> kt.ResourceType:
+    return kt.DEPLOYMENTS if kind == "Deployment" else kt.STATEFULSETS
+
+
+async def scale_components(kube: KubeClient, components: list[models.Component], *,
+                           replicas: int | None = None, skip_missing: bool = False) -> int:
+    """Scale every workload of ``components`` to ``replicas`` (None: each workload's configured
+    count); only writes when the count differs. Returns how many workloads were set."""
+    count = 0
+    for c in components:
+        for w in c.workloads:
+            rt = workload_type(w.kind)
+            want = w.replicas if replicas is None else replicas
+            current = await kube.get(rt, c.namespace, w.name)
+            if current is None:
+                if skip_missing:
+                    continue
+                raise errors.PermanentError(
+                    f"{w.kind} {c.namespace}/{w.name} of {c.name} does not exist on {kube.site}")
+            if int((current.get("spec") or {}).get("replicas", 1)) != want:
+                await kube.scale(rt, c.namespace, w.name, want)
+            count += 1
+    return count

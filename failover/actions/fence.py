@@ -39,15 +39,10 @@ async def record_fenced(ctx: StepContext, site: str) -> None:
 
 async def scale_down(kube: KubeClient, components: list[models.Component], velero_ns: str) -> int:
     """Scale every workload to 0 and pause the Velero schedules; returns how many were scaled."""
-    scaled = 0
-    for c in components:
-        for w in c.workloads:
-            rt = kt.DEPLOYMENTS if w.kind == "Deployment" else kt.STATEFULSETS
-            if await kube.get(rt, c.namespace, w.name) is None:
-                continue
-            await kube.scale(rt, c.namespace, w.name, 0)
-            scaled += 1
+    scaled = await common.scale_components(kube, components, replicas=0, skip_missing=True)
     for schedule in await kube.list(kt.VELERO_SCHEDULES, velero_ns):
+        if (schedule.get("spec") or {}).get("paused"):
+            continue
         name = str(schedule["metadata"]["name"])
         await kube.patch(kt.VELERO_SCHEDULES, velero_ns, name, {"spec": {"paused": True}})
     return scaled

@@ -129,18 +129,15 @@ class QuiesceParams(_Params):
 
 @registry.action("quiesce", params=QuiesceParams, timeout=120)
 async def quiesce(ctx: StepContext, p: QuiesceParams) -> StepResult:
-    """Stop writes on the source before a planned switchover: scale the restored apps to zero."""
+    """Stop writes on the source before a planned switchover: scale the stateful apps to zero.
+
+    The final backup then holds them at zero replicas; ``velero-restore`` sets every restored
+    workload back to the profile's replica count, so the target serves again."""
     svc = common.services(ctx)
     kube = svc.kube_for(p.site)
-    comps = common.components_of(svc, strategy=models.Strategy.RESTORE)
-    scaled = 0
-    for c in comps:
-        if c.group == 0:
-            continue
-        for w in c.workloads:
-            rt = kt.DEPLOYMENTS if w.kind == "Deployment" else kt.STATEFULSETS
-            await kube.scale(rt, c.namespace, w.name, 0)
-            scaled += 1
+    comps = [c for c in common.components_of(svc, strategy=models.Strategy.RESTORE) if c.stateful]
+    scaled = await common.scale_components(kube, comps, replicas=0, skip_missing=True)
+    ctx.progress(f"{scaled} workloads of {len(comps)} stateful apps stopped; no more writes on {p.site}")
     return {"site": p.site, "scaled": scaled}
 
 

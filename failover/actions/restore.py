@@ -136,6 +136,8 @@ async def velero_restore(ctx: StepContext, p: RestoreParams) -> StepResult:
                           "components": [c.name for c in comps]}
     if phase == "Completed" or (phase == "PartiallyFailed" and p.allow_partially_failed):
         if p.wait_ready:
+            # the backup may hold a workload at zero (a quiesced source): converge to the profile
+            await common.scale_components(kube, comps)
             result["workloads_ready"] = await _wait_workloads(ctx, kube, comps, p.timeout)
         return result
     reason = status.get("failureReason") or "; ".join(map(str, status.get("validationErrors") or [])) or phase
@@ -156,8 +158,7 @@ async def _wait_workloads(ctx: StepContext, kube: KubeClient, comps: list[models
 
     async def check() -> bool | None:
         for ns, kind, name in sorted(pending):
-            rt = kt.DEPLOYMENTS if kind == "Deployment" else kt.STATEFULSETS
-            obj = await kube.get(rt, ns, name)
+            obj = await kube.get(common.workload_type(kind), ns, name)
             if obj is not None and workload_ready(obj):
                 pending.discard((ns, kind, name))
         if pending:
@@ -191,12 +192,7 @@ async def scale(ctx: StepContext, p: ScaleParams) -> StepResult:
     svc = common.services(ctx)
     kube = svc.kube_for(p.site)
     comps = common.components_of(svc, strategy=p.strategy)
-    scaled = 0
-    for c in comps:
-        for w in c.workloads:
-            rt = kt.DEPLOYMENTS if w.kind == "Deployment" else kt.STATEFULSETS
-            await kube.scale(rt, c.namespace, w.name, 0 if p.to_zero else w.replicas)
-            scaled += 1
+    scaled = await common.scale_components(kube, comps, replicas=0 if p.to_zero else None)
     ctx.progress(f"scaled {scaled} workloads of {len(comps)} components")
     if not p.to_zero:
         await _wait_workloads(ctx, kube, comps, p.timeout)
