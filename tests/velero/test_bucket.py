@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,11 +99,13 @@ async def test_invalid_top_level_dir_and_missing_bucket(moto_a: MotoServer, make
         await bucket.list_backups(missing)
 
 
-async def test_unreachable_storage_is_temporary_and_secret_free(make_location: Any) -> None:
-    server = await start_moto_server()
+async def test_unreachable_storage_is_temporary_and_secret_free(make_location: Any, tmp_path: Path) -> None:
+    server = await start_moto_server(log_path=tmp_path / "moto.log")
     loc = make_location(server)
     await server.stop()
+    await server.stop()  # idempotent
     assert server.process.returncode is not None  # reaped, no zombie
+    assert "GET /moto-api/" in (tmp_path / "moto.log").read_text()  # werkzeug's access log went to the file
     with pytest.raises(errors.TemporaryError) as info:
         await bucket.list_backups(loc)
     assert "test-secret-key-123" not in str(info.value)
