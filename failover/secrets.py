@@ -21,23 +21,38 @@ _pattern: re.Pattern[str] | None = None
 MASK = "***"
 
 
+_dirty = False
+
+
 def register(value: str | None) -> None:
-    """Remember ``value`` as a secret so it is masked wherever it would be printed."""
-    global _pattern
+    """Remember ``value`` as a secret so it is masked wherever it would be printed.
+
+    Cheap: the matching pattern is rebuilt lazily, on the next redaction after a change."""
+    global _dirty
     if not value or len(value) < _MIN_LEN:
         return
     with _lock:
-        if value in _values:
-            return
-        _values.add(value)
-        ordered = sorted(_values, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        if value not in _values:
+            _values.add(value)
+            _dirty = True
+
+
+def _current_pattern() -> re.Pattern[str] | None:
+    global _pattern, _dirty
+    if _dirty:
+        with _lock:
+            ordered = sorted(_values, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+            _dirty = False
+    return _pattern
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every registered secret replaced by ``***``."""
-    pattern = _pattern
-    if pattern is None or not text:
+    if not text:
+        return text
+    pattern = _current_pattern()
+    if pattern is None:
         return text
     return pattern.sub(MASK, text)
 
@@ -52,7 +67,7 @@ class RedactingFilter(logging.Filter):
     """A logging filter that masks registered secrets in the final message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _pattern is None:
+        if _current_pattern() is None:
             return True
         message = record.getMessage()
         cleaned = redact(message)

@@ -96,6 +96,9 @@ def _cross_check(located: yamlpos.Located, cfg: models.Config) -> list[errors.Is
     if cfg.dns.provider not in cfg.providers:
         issues.append(located.issue(("dns", "provider"),
             f"dns.provider: unknown provider {cfg.dns.provider!r}; define it under `providers:`"))
+    elif cfg.providers[cfg.dns.provider].kind == "stackit" and cfg.dns.ttl < 60:
+        issues.append(located.issue(("dns", "ttl"),
+            f"dns.ttl: STACKIT DNS accepts a TTL of 60 s or more, not {cfg.dns.ttl}; set `ttl: 60`"))
     return issues
 
 
