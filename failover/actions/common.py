@@ -7,13 +7,14 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from failover import errors
 from failover.config import models
 from failover.kube import KubeClient
 from failover.lab.kube import types as kt
 from failover.playbook.engine import StepContext
+from failover.playbook.model import JSON
 from failover.services import Services
 
 T = TypeVar("T")
@@ -24,6 +25,12 @@ def services(ctx: StepContext) -> Services:
     if not isinstance(svc, Services):
         raise errors.PermanentError("the engine was started without the failover service bundle")
     return svc
+
+
+def state_map(store: Any, key: str) -> dict[str, JSON]:
+    """A mapping kept in the store's state (``{}`` when unset or not a mapping)."""
+    value = store.get_state(key)
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def components_of(svc: Services, *, group: int | None = None,

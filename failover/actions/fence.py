@@ -29,10 +29,10 @@ class FenceParams(BaseModel):
 
 
 async def record_fenced(ctx: StepContext, site: str) -> None:
-    roles = dict(ctx.store.get_state("roles") or {})
+    roles = common.state_map(ctx.store, "roles")
     roles[site] = models.Role.FENCED.value
     ctx.store.set_state("roles", roles)
-    fenced = dict(ctx.store.get_state("fenced") or {})
+    fenced = common.state_map(ctx.store, "fenced")
     fenced[site] = ctx.epoch
     ctx.store.set_state("fenced", fenced)
 

@@ -20,6 +20,7 @@ from failover.config import models
 from failover.lab.kube import types as kt
 from failover.playbook import registry
 from failover.playbook.engine import StepContext, StepResult
+from failover.playbook.model import JSON
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ async def mark_active(ctx: StepContext, p: MarkActiveParams) -> StepResult:
     """Record the target as active, the source as fenced, and the run's RTO and data loss."""
     svc = common.services(ctx)
     now = svc.clock()
-    roles = dict(ctx.store.get_state("roles") or {s.name: s.role.value for s in svc.runtime.config.sites})
+    roles: dict[str, JSON] = {s.name: s.role.value for s in svc.runtime.config.sites}
+    roles.update(common.state_map(ctx.store, "roles"))
     roles[p.to] = models.Role.ACTIVE.value
     if p.source != p.to:
         roles[p.source] = models.Role.FENCED.value
@@ -110,7 +112,7 @@ async def notify(ctx: StepContext, p: NotifyParams) -> StepResult:
     """POST a JSON notice to every webhook; a failing webhook never fails the run."""
     svc = common.services(ctx)
     urls = p.urls if p.urls is not None else list(svc.runtime.config.notify)
-    delivered, failed = 0, []
+    delivered, failed = 0, list[JSON]()
     for url in urls:
         try:
             r = await svc.http.post(url, json={"event": p.event, "run": ctx.run_id, "message": p.message})

@@ -9,6 +9,8 @@ by namespace *and* labels (openDesk shares one namespace between apps), and
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover import errors
@@ -116,7 +118,7 @@ async def velero_restore(ctx: StepContext, p: RestoreParams) -> StepResult:
                  f"({', '.join(c.name for c in comps)})")
     last: list[str] = [""]
 
-    async def finished() -> dict[str, object] | None:
+    async def finished() -> dict[str, Any] | None:
         current = await kube.get(kt.VELERO_RESTORES, velero_ns, name)
         if current is None:
             raise errors.PermanentError(f"Restore {name} disappeared from {p.site}")

@@ -72,8 +72,9 @@ async def status(args: argparse.Namespace) -> int:
 
     rt = _runtime(args)
     store = daemon_mod.open_store(rt)
-    doc = store.get_state("status")
-    if not isinstance(doc, dict):
+    stored = store.get_state("status")
+    doc: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+    if not doc:
         d = daemon_mod.Daemon(rt, store=store, holder="status-probe")
         try:
             for name in d.watcher.sites:
@@ -255,7 +256,6 @@ def unfence(args: argparse.Namespace) -> int:
         raise errors.InputError(f"{args.site} is {roles[args.site]}, not fenced")
     if not args.yes:
         raise errors.InputError(f"unfencing {args.site} makes it a failover target again; confirm with --yes")
-    roles[args.site] = "standby"
-    store.set_state("roles", roles)
+    store.set_state("roles", {**roles, args.site: "standby"})
     output.console.print(f"{args.site} is a standby again (epoch {store.current_epoch()})")
     return 0
