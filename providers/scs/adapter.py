@@ -301,7 +301,8 @@ class ScsProvider(base.Provider):
 
     async def status(self, region: str) -> tuple[base.Incident, ...]:
         now = datetime.now(UTC)
-        params = {"start": _rfc3339(now - self._lookback), "end": _rfc3339(now)}
+        # the end lies ahead so an incident opened this instant (or on a skewed clock) is inside
+        params = {"start": _rfc3339(now - self._lookback), "end": _rfc3339(now + timedelta(minutes=5))}
         doc = _obj(await self._status.json("GET", "/incidents", params=params), "incidents")
         incidents = [_obj(i, "incident") for i in _list(doc.get("data", []), "incidents data")]
         incidents = [i for i in incidents if not i.get("endedAt")]
