@@ -319,3 +319,25 @@ def test_kubeconfig_secret_is_base64_of_the_registered_text() -> None:
     for _, obj in objects:
         if obj["kind"] != "Secret":
             validate_capi(obj, {"Cluster": "clusters", "MachineDeployment": "machinedeployments"}[obj["kind"]])
+
+
+@pytest.mark.parametrize("health", list(S))
+def test_emulator_writes_crd_valid_objects_for_every_health(health: S) -> None:
+    from failover.lab.kube import types as kt
+    from failover.lab.kube.store import MemoryStore
+    from providers.scs.emulator import ScsEmulator
+
+    store = MemoryStore()
+    emu = ScsEmulator(management=store)
+    emu.add_cluster(ref=scs_lab.REF, name="site-a", kubeconfig=scs_lab.KUBECONFIG)
+    emu.set_cluster_health(scs_lab.REF.cluster, health)
+    ns = scs_lab.REF.project
+    cluster = store.get(kt.CAPI_CLUSTERS, ns, scs_lab.REF.cluster)
+    selector = f"cluster.x-k8s.io/cluster-name={cluster['metadata']['name']}"
+    mds, _ = store.list(kt.CAPI_MACHINEDEPLOYMENTS, ns, label_selector=selector)
+    validate_capi(cluster, "clusters")
+    assert len(mds) == 1
+    validate_capi(mds[0], "machinedeployments")
+    condition = cluster["status"]["conditions"][0]
+    assert condition["type"] == "Available"
+    assert adapter.cluster_state(condition["status"], cluster["status"]["phase"]) in (health, S.READY)
