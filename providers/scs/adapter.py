@@ -122,7 +122,8 @@ class ScsProvider(base.Provider):
 
     def __init__(self, settings: base.ProviderSettings) -> None:
         for key in self.REQUIRED_ENDPOINTS:
-            settings.endpoint(key)  # PermanentError naming the missing key
+            if not settings.endpoint(key):  # PermanentError naming the missing key, or empty
+                raise errors.PermanentError(f"provider scs: endpoints.{key} is empty")
         for key in self.REQUIRED_CREDENTIALS:
             if key not in settings.credentials:
                 raise errors.PermanentError(f"provider scs: credentials.{key} is not configured")
@@ -214,6 +215,7 @@ class ScsProvider(base.Provider):
                 raise errors.PermanentError(
                     "scs: this cloud offers no Designate (no 'dns' service in the Keystone catalog); "
                     "use dns.provider: powerdns for the workplace")
+            url = url.rstrip("/").removesuffix("/v2")  # some catalogs list the versioned URL
             self._designate = http.ApiClient(base_url=url, service="scs designate", auth=self.auth,
                                              timeout=self._settings.timeout, attempts=self._attempts,
                                              max_delay=self._max_delay)

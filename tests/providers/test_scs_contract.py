@@ -341,3 +341,13 @@ def test_emulator_writes_crd_valid_objects_for_every_health(health: S) -> None:
     condition = cluster["status"]["conditions"][0]
     assert condition["type"] == "Available"
     assert adapter.cluster_state(condition["status"], cluster["status"]["phase"]) in (health, S.READY)
+
+
+def test_an_empty_endpoint_is_named(tmp_path: Path) -> None:
+    """The emulator's settings() leave ``management`` empty when it was given no management URL."""
+    cred = base.Credential(file=tmp_path / "x")
+    settings = base.ProviderSettings(
+        kind="scs", endpoints={"keystone": "http://127.0.0.1:1", "management": "", "status": "http://127.0.0.1:1"},
+        credentials={k: cred for k in ScsProvider.REQUIRED_CREDENTIALS})
+    with pytest.raises(errors.PermanentError, match=r"endpoints\.management is empty"):
+        ScsProvider(settings)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import scs_lab
 
 from failover import errors
+from failover.lab.proxy import FaultProxy, ProxyMode
 from providers import base, http
 from providers.emulator import MemoryDns
 from providers.scs.adapter import ScsProvider
@@ -187,3 +189,30 @@ def test_bad_option_value_is_permanent(tmp_path: Path) -> None:
         options={"dns_timeout": "soon"})
     with pytest.raises(errors.PermanentError, match="invalid option"):
         ScsProvider(settings)
+
+
+@needs_kube
+async def test_management_cluster_blackhole_is_temporary_and_bounded(tmp_path: Path) -> None:
+    """The management cluster is no EmulatorBase: the lab's fault proxy stands in front of it."""
+    async with scs_lab.running(tmp_path, timeout=0.3, attempts="2") as lab:
+        target = urlsplit(lab.management.api.url)
+        proxy = FaultProxy(target_host=target.hostname or "127.0.0.1", target_port=target.port or 80,
+                           name="scs management")
+        await proxy.start()
+        try:
+            settings = lab.settings.model_copy(update={"endpoints": {**lab.settings.endpoints,
+                                                                     "management": proxy.url}})
+            provider = ScsProvider(settings)
+            assert (await provider.cluster_status(scs_lab.REF)).state is base.ClusterState.READY
+            await proxy.set_mode(ProxyMode.BLACKHOLE)
+            started = time.monotonic()
+            with pytest.raises(errors.TemporaryError, match="timed out"):
+                await provider.cluster_status(scs_lab.REF)
+            elapsed = time.monotonic() - started
+            await proxy.set_mode(ProxyMode.DOWN)
+            with pytest.raises(errors.TemporaryError):
+                await provider.kubeconfig(scs_lab.REF)
+            await provider.close()
+        finally:
+            await proxy.close()
+    assert 0.6 <= elapsed < 2.0, elapsed
