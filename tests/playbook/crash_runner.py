@@ -9,10 +9,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-import pb_actions
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for tests.playbook
 
 from failover.playbook import engine
 from failover.store import sqlite
+from tests.playbook import pb_actions
 
 RUN_ID = "crash-1"
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import pb_actions
 import pytest
 
 from failover import errors, secrets
 from failover.playbook import engine, loader
 from failover.playbook.observers import RunObserver
 from failover.store import RunPhase, RunRecord, StepRecord, StepStatus, sqlite
+from tests.playbook import pb_actions
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> sqlite.SqliteStore:
+def store(tmp_path: Path) -> Iterator[sqlite.SqliteStore]:
     s = sqlite.SqliteStore(tmp_path / "state.db")
     yield s
     s.close()
@@ -161,7 +162,8 @@ stages:
 """)
     assert run.phase is RunPhase.SUCCEEDED
     assert time.monotonic() - t0 >= 0.2, "each retry waited the delay the error asked for"
-    assert statuses(store, run.id) == [("flaky", 1, "retrying"), ("flaky", 2, "retrying"), ("flaky", 3, "succeeded")]
+    assert statuses(store, run.id) == [("flaky", 1, "retrying"), ("flaky", 2, "retrying"),
+                                       ("flaky", 3, "succeeded")]
     assert store.step_records(run.id)[-1].output == {"value": None, "key": "flaky", "attempt": 3}
 
 
@@ -214,10 +216,12 @@ async def test_on_failure_abort_lets_the_stage_finish_then_fails_the_run(store: 
 async def test_on_failure_continue_goes_on(store: sqlite.SqliteStore) -> None:
     run, _ = await run_text(store, ABORT.replace("POLICY", "continue"))
     assert run.phase is RunPhase.SUCCEEDED and run.error is None
-    assert ("bad", 1, "failed") in statuses(store, run.id) and ("later", 1, "succeeded") in statuses(store, run.id)
+    journal = statuses(store, run.id)
+    assert ("bad", 1, "failed") in journal and ("later", 1, "succeeded") in journal
 
 
-async def test_unexpected_exception_becomes_a_failed_step_with_a_redacted_message(store: sqlite.SqliteStore) -> None:
+async def test_unexpected_exception_becomes_a_failed_step_with_a_redacted_message(
+        store: sqlite.SqliteStore) -> None:
     secret = "s3cr3t-token-value-42"
     secrets.register(secret)
     run, _ = await run_text(store, f"""name: t
@@ -287,8 +291,19 @@ stages:
     assert "StaleEpochError" in (run.error or "") and services.events == [], "the action never ran"
 
 
-async def test_cancelling_journals_interrupted_and_a_second_execute_resumes(store: sqlite.SqliteStore) -> None:
-    eng, services = make(store)
+class StartedB(RunObserver):
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def step_started(self, run: RunRecord, step: StepRecord) -> None:
+        if step.key == "b":
+            self.event.set()
+
+
+async def test_cancelling_journals_interrupted_and_a_second_execute_resumes(
+        store: sqlite.SqliteStore) -> None:
+    started = StartedB()
+    eng, services = make(store, started)
     playbook = loader.load_text("""name: t
 stages:
   - name: one
@@ -298,8 +313,7 @@ stages:
 """, "t.yaml")
     run_id = await eng.start(playbook, params={})
     task = asyncio.ensure_future(eng.execute(run_id))
-    while not any(k == "b" for k, _, _ in services.events):
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(started.event.wait(), timeout=5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -335,8 +349,8 @@ stages:
 
 async def test_a_run_waiting_for_approval_runs_only_once_approved(store: sqlite.SqliteStore) -> None:
     eng, services = make(store)
-    playbook = loader.load_text("name: t\nstages:\n  - name: s\n    steps: [{id: a, uses: t-echo}]\n", "t.yaml")
-    run_id = await eng.start(playbook, params={}, wait_for_approval=True)
+    text = "name: t\nstages:\n  - name: s\n    steps: [{id: a, uses: t-echo}]\n"
+    run_id = await eng.start(loader.load_text(text, "t.yaml"), params={}, wait_for_approval=True)
     assert (await eng.execute(run_id)).phase is RunPhase.WAITING_APPROVAL and services.events == []
     assert await eng.resume_all() == []
     store.approve_run(run_id, "alice")

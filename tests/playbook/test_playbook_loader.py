@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pb_actions  # noqa: F401  (registers the t-* actions)
 import pytest
 
 from failover import errors
 from failover.playbook import loader
+from tests.playbook import pb_actions  # noqa: F401  (registers the t-* actions)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "playbooks" / "_test"
