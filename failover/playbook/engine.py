@@ -352,8 +352,8 @@ class _Attempt:
                 for task in pending:
                     task.cancel()
             else:
-                if pending:
-                    await asyncio.gather(*pending)
+                if pending:  # progress hooks are bounded by notify's timeout
+                    await asyncio.wait(pending)
                 await notify(engine.observers, lambda o: o.step_finished(ex.run, end))
             _log_end(end)
 

@@ -3,12 +3,13 @@
 An observer subclasses :class:`RunObserver` and overrides the hooks it cares about; every hook is
 a no-op by default. The engine calls hooks through :func:`notify`, which catches and logs (at
 debug) anything an observer raises: a broken notifier must never abort a failover (Chaos Toolkit's
-``RunEventHandler``). Hooks are called after the journal write they describe, so an observer never
-reports something the journal does not hold.
+``RunEventHandler``); a hook is also bounded by :data:`HOOK_TIMEOUT_S`. Hooks are called after
+the journal write they describe, so an observer never reports something the journal does not hold.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -37,11 +38,18 @@ class RunObserver:
         """The run reached a terminal phase."""
 
 
-async def notify(observers: Sequence[RunObserver], hook: Callable[[RunObserver], Awaitable[None]]) -> None:
-    """Call ``hook(observer)`` for each observer; failures are logged, never raised."""
+#: a hook that takes longer is abandoned (a hung webhook must not stall a failover)
+HOOK_TIMEOUT_S = 10.0
+
+
+async def notify(observers: Sequence[RunObserver], hook: Callable[[RunObserver], Awaitable[None]], *,
+                 timeout: float = HOOK_TIMEOUT_S) -> None:
+    """Call ``hook(observer)`` for each observer, each bounded by ``timeout``; failures are logged
+    at debug, never raised."""
     for observer in observers:
         try:
-            await hook(observer)
-        except Exception as exc:  # an observer's bug must not abort a failover
+            async with asyncio.timeout(timeout):
+                await hook(observer)
+        except Exception as exc:  # an observer's bug (or a timeout) must not abort a failover
             logger.debug("observer %s failed: %s: %s", type(observer).__name__, type(exc).__name__,
                          secrets.redact(str(exc)))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from failover import errors, secrets
-from failover.playbook import engine, loader
+from failover.playbook import engine, loader, observers
 from failover.playbook.observers import RunObserver
 from failover.store import RunPhase, RunRecord, StepRecord, StepStatus, sqlite
 from tests.playbook import pb_actions
@@ -356,3 +356,17 @@ async def test_a_run_waiting_for_approval_runs_only_once_approved(store: sqlite.
     store.approve_run(run_id, "alice")
     run = await eng.execute(run_id)
     assert run.phase is RunPhase.SUCCEEDED and run.approved_by == "alice"
+
+
+class Hangs(RunObserver):
+    async def step_started(self, run: RunRecord, step: StepRecord) -> None:
+        await asyncio.sleep(60)
+
+
+async def test_a_hung_observer_is_abandoned_after_its_timeout(store: sqlite.SqliteStore) -> None:
+    run = store.create_run(playbook="p", kind="drill", params={}, epoch=0)
+    step = store.record_step_start(run.id, "a", step_id="a", attempt=1)
+    recorder = Recorder()
+    t0 = time.monotonic()
+    await observers.notify([Hangs(), recorder], lambda o: o.step_started(run, step), timeout=0.05)
+    assert time.monotonic() - t0 < 1 and recorder.seen == ["start a running"]
