@@ -159,14 +159,14 @@ class TokenAuth:
             doc = await self._api.json("GET", "/tokens/generate", ok=(200,),
                                        headers={**self._headers, "Authorization": f"Basic {basic}"})
         except http.ApiError as exc:  # 403: the user or contract may not use the API
-            raise errors.AuthError(f"provider ionos: user {user} may not generate tokens: {exc}") from exc
+            raise errors.AuthError(f"provider ionos: credentials.username may not generate tokens: {exc}") from exc
         token = doc.get("token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise errors.ProtocolError("ionos auth: /tokens/generate answer has no token")
         secrets.register(token)
         self._token = token
         self._expires_at = _expiry(token)
-        logger.debug("ionos: new API token for user %s", user)
+        logger.debug("ionos: new API token, cached for %.0f s", self._expires_at - self._clock())
 
     async def aclose(self) -> None:
         if self._api is not None:
@@ -268,12 +268,12 @@ class IonosProvider(base.Provider):
         path = f"/k8s/{_seg(ref.cluster)}/kubeconfig"
         response = await self._cloud.request("GET", path, headers={**self._headers, "Accept": "application/yaml"},
                                               ok=(200,))
-        text = response.text
-        if response.headers.get("content-type", "").startswith("application/json"):
+        text: Any = response.text
+        if text.startswith('"'):  # served as a JSON string (the spec allows application/json too)
             try:
                 text = response.json()
-            except ValueError as exc:
-                raise errors.ProtocolError(f"ionos cloudapi: {path} answered malformed JSON") from exc
+            except ValueError:
+                text = None
         if not isinstance(text, str) or "apiVersion" not in text:
             raise errors.ProtocolError(f"ionos cloudapi: {path} answer is not a kubeconfig")
         _register_kubeconfig(text)

@@ -171,6 +171,12 @@ class IonosEmulator(EmulatorBase):
     def set_component_status(self, name: str, status: str) -> None:
         self._component(name)["status"] = status
 
+    def issue_token(self) -> str:
+        """A token as ``/tokens/generate`` would issue it (for a configured ``credentials.token``)."""
+        token, expires = self._new_token()
+        self.tokens[token] = expires
+        return token
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token: the next API call answers 401 and must re-authenticate."""
         self.tokens.clear()
@@ -250,15 +256,18 @@ class IonosEmulator(EmulatorBase):
         header = request.headers.get("Authorization", "")
         if not (header.startswith("Basic ") and self._basic_ok(header)):
             return self.json_error(401, "Unauthorized: invalid username or password")
+        token, expires = self._new_token()
+        self.tokens[token] = expires
+        self.issued_tokens.append(token)
+        return web.json_response({"token": token})
+
+    def _new_token(self) -> tuple[str, float]:
         now = int(time.time())
-        expires = now + self.token_lifetime
-        claims = {"iss": "ionoscloud", "iat": now, "exp": expires, "jti": str(uuid.uuid4()),
+        claims = {"iss": "ionoscloud", "iat": now, "exp": now + self.token_lifetime, "jti": str(uuid.uuid4()),
                   "identity": {"contractNumber": self.contract_number, "role": "owner",
                                "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, self.username)), "privileges": []}}
         token = jwt.encode(claims, self._signing_key, algorithm="HS256", headers={"kid": "lab"})
-        self.tokens[token] = float(expires)
-        self.issued_tokens.append(token)
-        return web.json_response({"token": token})
+        return token, float(now + self.token_lifetime)
 
     # --- Cloud API v6: managed Kubernetes ------------------------------------------------------
     def _metadata(self, created: str, state: str | None) -> dict[str, Any]:
