@@ -165,7 +165,7 @@ class _Execution:
             if rec.status is StepStatus.RUNNING:
                 self.store.record_step_end(rec.record_id, status=StepStatus.INTERRUPTED,
                                            finished_at=self.engine.clock(),
-                                           error="interrupted: the process ended during this attempt")
+                                           error="the process ended during this attempt; resumed")
             elif rec.status is StepStatus.SUCCEEDED:
                 self.done[rec.key] = rec.output
                 if rec.key == rec.step_id:
@@ -342,7 +342,7 @@ class _Attempt:
             raise
         except asyncio.CancelledError:
             status = StepStatus.INTERRUPTED
-            error = "interrupted: the run was cancelled (lease lost or shutdown)"
+            error = "the run was cancelled (lease lost or shutdown)"
             raise
         finally:
             end = ex.store.record_step_end(rec.record_id, status=status, finished_at=engine.clock(),
