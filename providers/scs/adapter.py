@@ -186,6 +186,9 @@ class ScsProvider(base.Provider):
         raw = _raw(kind, condition, phase)
         reason = "" if cond is None or condition == "True" else "; ".join(
             dict.fromkeys(str(cond[k]) for k in ("reason", "message") if cond.get(k)))
+        if not reason and state is not S.READY:  # the Cluster is fine; say which pools are not
+            reason = "; ".join(f"MachineDeployment {p.name}: {p.raw_state}, {p.nodes} ready"
+                               for p in pools if p.state is not S.READY)
         if state is S.UNKNOWN:
             logger.warning("scs: cluster %s reports %s; treated as unknown", ref.cluster, raw or "nothing")
         logger.debug("scs: cluster %s %s -> %s (%d pools)", ref.cluster, raw, state, len(pools))

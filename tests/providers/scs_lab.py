@@ -86,7 +86,7 @@ async def running(tmp_path: Path, *, settle_delay: float = 0.1, timeout: float =
         if management:
             kube = importlib.import_module("failover.lab.kube.cluster")
             cluster = await kube.Cluster.start(name="scs-management")
-            stack.push_async_callback(cluster.stop)
+            stack.push_async_callback(cluster.close)
         emu = ScsEmulator(dns=dns, settle_delay=settle_delay,
                           management=cluster.store if cluster is not None else None,
                           management_url=cluster.api.url if cluster is not None else "")
