@@ -337,3 +337,28 @@ async def test_a_configured_token_needs_no_auth_endpoint_nor_password() -> None:
     await provider.close()
     with pytest.raises(errors.PermanentError, match="s3_naming"):
         IonosProvider(settings.model_copy(update={"options": {"s3_naming": "new"}}))
+
+
+async def test_error_answers_follow_the_vendor_error_contract(tmp_path: Path, cloudapi_spec: Path) -> None:
+    """401, 404, 429 and 503 in the vendor's ``{httpStatus, messages[]}`` shape, rate-limit headers
+    included, validated like every other exchange (the Cloud API and DNS declare them as ``default``)."""
+    async with ionos_lab.running(tmp_path) as lab:
+        emu, p = lab.emulator, lab.provider
+        emu.inject("rate-limited", retry_after=0, path_prefix="/cloudapi/v6/k8s")
+        emu.inject("unavailable", path_prefix="/dns")
+        await p.kubeconfig(lab.ref)
+        await p.dns_get(ZONE, WWW, "A")
+        emu.expire_tokens()
+        await p.kubeconfig(lab.ref)
+        with pytest.raises(errors.PermanentError):
+            await p.kubeconfig(lab.ref.model_copy(update={"cluster": str(uuid.uuid4())}))
+        emu.password = "not-the-password-any-more"
+        emu.expire_tokens()
+        with pytest.raises(errors.AuthError):
+            await p.kubeconfig(lab.ref)
+        exchanges = list(emu.exchanges)
+    validate_all(exchanges, cloudapi_spec)
+    errors_seen = {ex.status: json.loads(ex.response_body) for ex in exchanges if ex.status >= 400}
+    assert set(errors_seen) == {401, 404, 429, 503}
+    for status, body in errors_seen.items():
+        assert body["httpStatus"] == status and body["messages"][0]["message"]
