@@ -77,6 +77,11 @@ class ProviderApi:
     emulator: EmulatorBase
     proxy: FaultProxy
     dns: PowerDnsBackend
+    extra: list[FaultProxy] = field(default_factory=list)  #: e.g. SCS's management cluster API
+
+    async def set_available(self, available: bool) -> None:
+        for proxy in (self.proxy, *self.extra):
+            await proxy.set_mode(ProxyMode.PASS if available else ProxyMode.DOWN)
 
     def describe(self) -> dict[str, Any]:
         settings = self.emulator.settings()  # type: ignore[attr-defined]
@@ -85,7 +90,8 @@ class ProviderApi:
         return {"api": api, "credentials": creds, "options": dict(settings.options)}
 
     async def close(self) -> None:
-        await self.proxy.close()
+        for proxy in (self.proxy, *self.extra):
+            await proxy.close()
         await self.emulator.close()
         await self.dns.close()
 
@@ -308,10 +314,16 @@ class World:
                 continue
             backend = PowerDnsBackend(api_url=self.dns.api_url, api_key=self.dns.api_key)
             kwargs: dict[str, Any] = {"dns": backend}
+            extra: list[FaultProxy] = []
             if kind == "scs":
                 self._management = await Cluster.start(name="scs-management", host="127.0.0.1", port=0,
                                                        ready_delay=self.lab.ready_delay)
-                kwargs["management"] = self._management.store
+                m_host, m_port = _host_port(self._management.api.url)
+                m_proxy = FaultProxy(target_host=m_host, target_port=m_port, slow_latency=self.lab.slow_latency,
+                                     name="scs management API")
+                await m_proxy.start()
+                extra.append(m_proxy)
+                kwargs.update(management=self._management.store, management_url=m_proxy.url)
             emu = classes[0](**kwargs)
             await emu.start()
             emu.add_zone(self.zone)  # type: ignore[attr-defined]
@@ -323,7 +335,7 @@ class World:
             proxy = FaultProxy(target_host="127.0.0.1", target_port=emu.port, slow_latency=self.lab.slow_latency,
                                name=f"{kind} API")
             await proxy.start()
-            self.emulators[kind] = ProviderApi(kind=kind, emulator=emu, proxy=proxy, dns=backend)
+            self.emulators[kind] = ProviderApi(kind=kind, emulator=emu, proxy=proxy, dns=backend, extra=extra)
 
     async def _wait_active_ready(self, *, timeout: float) -> None:
         active = self.sites[self.config.active_site().name]
@@ -348,7 +360,7 @@ class World:
         api = self.emulators.get(parts.provider_kind)
         if api is not None:
             api_down = any("provider-api" in p.faults for p in same_provider)
-            await api.proxy.set_mode(ProxyMode.DOWN if api_down else ProxyMode.PASS)
+            await api.set_available(not api_down)
             health = base.ClusterState.DOWN if f & {"down", "blackhole"} else base.ClusterState.READY
             api.emulator.set_cluster_health(parts.cluster_id, health)
         failed = {m.split("=", 1)[1] for m in f if m.startswith("component=")}
