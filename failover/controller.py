@@ -125,6 +125,14 @@ def _ready_standbys(snapshot: Snapshot, policy: PolicyView) -> Sequence[str]:
             if n != snapshot.active and _why_not(snapshot.sites.get(n), n, policy) is None]
 
 
+def _reasons(reasons: Sequence[str], *, limit: int = 3) -> str:
+    """The first few reasons, then how many more: a decision is read at 3 a.m."""
+    if not reasons:
+        return "down rule met"
+    shown = "; ".join(reasons[:limit])
+    return f"{shown}; and {len(reasons) - limit} more" if len(reasons) > limit else shown
+
+
 def _skipped_text(skipped: Sequence[tuple[str, str]]) -> str:
     return "; ".join(f"{site} skipped ({why})" for site, why in skipped)
 
@@ -142,12 +150,11 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
                         source=active)
     if view.health is not Health.DOWN:
         ready = _ready_standbys(snapshot, policy)
-        state = "healthy" if view.health is Health.HEALTHY else \
-            f"degraded ({'; '.join(view.reasons) or 'some checks failing'})"
+        state = "healthy" if view.health is Health.HEALTHY else f"degraded ({_reasons(view.reasons)})"
         standby = f"standbys ready: {', '.join(ready)}" if ready else "NO standby ready"
         return Decision(Verdict.STEADY, f"{active} {state}; {standby}; no action", source=active)
 
-    why = "; ".join(view.reasons) or "down rule met"
+    why = _reasons(view.reasons)
     down = f"{active} down for {view.down_checks} checks ({why})"
     target, skipped = choose_target(snapshot, policy)
     skipped_text = f"; {_skipped_text(skipped)}" if skipped else ""

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from failover import controller, replicate, tasks
+from failover import controller, replicate, s3, tasks
 from failover.actions import fence as fence_actions
 from failover.config import models
 from failover.config.runtime import Runtime
@@ -100,8 +100,11 @@ class Daemon:
         self._run_task: asyncio.Task[Any] | None = None
         self._run_id: str | None = None
         self._last_sentence = ""
+        self._last_logged = 0.0
+        self.heartbeat_s = 60.0
         self._tasks: list[asyncio.Task[Any]] = []
         self.lags: dict[str, replicate.StandbyLag] = {}
+        self.replicator = replicate.Replicator(clock=self.services.clock)
 
     # --- snapshot and decision ---------------------------------------------------------------------
     def snapshot(self) -> controller.Snapshot:
@@ -144,8 +147,12 @@ class Daemon:
         return self._log(result)
 
     def _log(self, result: CycleResult) -> CycleResult:
-        if result.sentence != self._last_sentence:
-            self._last_sentence = result.sentence
+        """Log and journal the decision once: when what it concludes changes, or as a heartbeat."""
+        d = result.decision
+        key = f"{d.verdict.value}|{d.target}|{d.source}|{result.run_id}|{sorted(site for site, _ in d.skipped)}"
+        now = asyncio.get_running_loop().time()
+        if key != self._last_sentence or now - self._last_logged >= self.heartbeat_s:
+            self._last_sentence, self._last_logged = key, now
             logger.info("%s", result.sentence)
             self.store.append_decision(result.sentence, {"verdict": result.decision.verdict.value,
                                                          "target": result.decision.target,
@@ -213,13 +220,17 @@ class Daemon:
         active = self.runtime.sites.get(active_of(self.store, self.cfg))
         if active is None or active.storage is None:
             return
-        for name, ep in self.runtime.sites.items():
-            if roles.get(name) != models.Role.STANDBY.value or ep.storage is None:
-                continue
-            lag = await replicate.replicate_all(active.storage, ep.storage, site=name, clock=self.services.clock)
+        source = active.storage
+
+        async def one(name: str, dst: s3.S3Location) -> None:
+            lag = await self.replicator.replicate(source, dst, site=name)
             self.lags[name] = lag
             if lag.copied:
                 logger.debug("replicated %d objects to %s (newest %s)", lag.copied, name, lag.newest_replicated)
+
+        # standbys in parallel: one standby's slow or missing storage never delays the others
+        await asyncio.gather(*(one(name, ep.storage) for name, ep in self.runtime.sites.items()
+                               if roles.get(name) == models.Role.STANDBY.value and ep.storage is not None))
 
     async def _replicator(self) -> None:
         interval = max(1.0, self.cfg.health.interval * 2)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from failover import errors, s3
-from failover.velero import bucket, layout
+from failover.velero import bucket, catalog, layout, models
 
 logger = logging.getLogger(__name__)
 
@@ -81,27 +81,67 @@ async def replicate_backup(src: s3.S3Location, dst: s3.S3Location, name: str) ->
     return copied
 
 
+class Replicator:
+    """Replication with memory: complete source backups are read once, copies verified once.
+
+    Each pass copies the **newest** missing backups first (at most ``max_per_pass``), because the
+    newest backup is what bounds the data loss of a failover; older ones are back-filled by later
+    passes. Backups already present on the standby (metadata there, so complete by construction)
+    are not listed again.
+    """
+
+    def __init__(self, *, max_per_pass: int = 3, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.max_per_pass = max_per_pass
+        self.clock = clock
+        self._source = catalog.BackupCatalog()
+        self._done: dict[tuple[str, str, str], set[str]] = {}
+
+    async def replicate(self, src: s3.S3Location, dst: s3.S3Location, *, site: str) -> StandbyLag:
+        """One pass to ``dst``; never raises (errors go in the result)."""
+        copied = 0
+        done = self._done.setdefault((dst.endpoint, dst.bucket, dst.prefix), set())
+        try:
+            complete = await self._source.complete(src)
+            if not done:
+                done.update(await _replicated(dst))
+            todo = [i for i in sorted(complete, key=_completed, reverse=True) if i.name not in done]
+            for info in todo[:self.max_per_pass]:
+                copied += await replicate_backup(src, dst, info.name)
+                done.add(info.name)
+        except errors.FailoverError as exc:
+            logger.warning("replication to %s: %s", site, exc)
+            return StandbyLag(site, None, None, None, None, copied, str(exc))
+        newest_src = max(complete, key=_completed, default=None)
+        replicated = [i for i in complete if i.name in done]
+        newest_dst = max(replicated, key=_completed, default=None)
+        src_done = newest_src.completion_timestamp if newest_src else None
+        dst_done = newest_dst.completion_timestamp if newest_dst else None
+        lag = max(0.0, (src_done - dst_done).total_seconds()) if src_done and dst_done else None
+        age = (self.clock() - dst_done).total_seconds() if dst_done else None
+        return StandbyLag(site, newest_src.name if newest_src else None, newest_dst.name if newest_dst else None,
+                          lag, age, copied)
+
+
+async def _replicated(dst: s3.S3Location) -> set[str]:
+    """Backups whose metadata is already in ``dst`` (metadata is copied last: they are complete)."""
+    names = set(await bucket.list_backups(dst))
+    present: set[str] = set()
+    for name in names:
+        try:
+            await bucket.read_backup(dst, name)
+        except errors.PermanentError:
+            continue
+        present.add(name)
+    return present
+
+
+def _completed(info: models.BackupInfo) -> datetime:
+    assert info.completion_timestamp is not None
+    return info.completion_timestamp
+
+
 async def replicate_all(src: s3.S3Location, dst: s3.S3Location, *, site: str,
                         clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> StandbyLag:
-    """Replicate every complete backup missing on ``dst``; never raises (errors go in the result)."""
-    copied = 0
-    try:
-        names = await bucket.list_backups(src)
-        source_infos = []
-        for name in names:
-            info = await bucket.read_backup(src, name)
-            if info.is_complete:
-                source_infos.append(info)
-        for info in sorted(source_infos, key=lambda i: i.completion_timestamp or datetime.min.replace(tzinfo=UTC)):
-            copied += await replicate_backup(src, dst, info.name)
-        newest_src = max(source_infos, key=lambda i: i.completion_timestamp or clock(), default=None)
-        newest_dst = await bucket.newest_complete(dst)
-    except errors.FailoverError as exc:
-        logger.warning("replication to %s: %s", site, exc)
-        return StandbyLag(site, None, None, None, None, copied, str(exc))
-    src_done = newest_src.completion_timestamp if newest_src else None
-    dst_done = newest_dst.completion_timestamp if newest_dst else None
-    lag = max(0.0, (src_done - dst_done).total_seconds()) if src_done and dst_done else None
-    age = (clock() - dst_done).total_seconds() if dst_done else None
-    return StandbyLag(site, newest_src.name if newest_src else None, newest_dst.name if newest_dst else None,
-                      lag, age, copied)
+    """Replicate every complete backup missing on ``dst`` in one go (newest first)."""
+    replicator = Replicator(max_per_pass=10_000, clock=clock)
+    return await replicator.replicate(src, dst, site=site)

@@ -168,7 +168,8 @@ class DnsConfig(_Model):
 
 class HealthConfig(_Model):
     interval: float = Field(default=5.0, gt=0, description="seconds between probe rounds")
-    timeout: float = Field(default=3.0, gt=0)
+    timeout: float = Field(default=3.0, gt=0, description="timeout of one HTTP/Kubernetes/DNS probe")
+    storage_timeout: float = Field(default=10.0, gt=0, description="timeout of one bucket/backup probe")
     fail_after: int = Field(default=3, ge=1, description="consecutive failures before a check is failing")
     recover_after: int = Field(default=2, ge=1, description="consecutive successes before it is passing")
     concurrency: int = Field(default=16, ge=1)

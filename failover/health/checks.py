@@ -120,6 +120,11 @@ def readiness(
             continue
         for c in of_kind:
             if c.passing is not True:
-                state = "no verdict yet" if c.passing is None else (c.detail or "failing")
+                if c.passing is None:
+                    state = "no verdict yet"
+                elif c.consecutive_successes:
+                    state = f"recovering ({c.consecutive_successes} ok)"
+                else:
+                    state = c.detail or "failing"
                 reasons.append(f"{c.name}: {state}")
     return not reasons, tuple(reasons)

@@ -24,6 +24,7 @@ from failover.health.checks import Sample
 from failover.kube import KubeClient, workload_ready
 from failover.lab.kube import types as kt
 from failover.velero import bucket
+from failover.velero import models as models_v
 
 Clock = Callable[[], datetime]
 
@@ -123,9 +124,8 @@ async def storage(location: s3.S3Location) -> str:
     return "ok"
 
 
-async def backup_age(location: s3.S3Location, *, rpo: float, clock: Clock = utcnow) -> str:
+async def backup_age(newest: models_v.BackupInfo | None, *, rpo: float, clock: Clock = utcnow) -> str:
     """The newest complete backup in the bucket is younger than the RPO."""
-    newest = await bucket.newest_complete(location)
     if newest is None or newest.completion_timestamp is None:
         raise ProbeFailed("no complete backup")
     age = (clock() - newest.completion_timestamp).total_seconds()

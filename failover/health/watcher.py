@@ -21,7 +21,7 @@ from failover.config import models
 from failover.health import checks, probes
 from failover.health.model import BackupRef, CheckKind, SiteView
 from failover.services import Services
-from failover.velero import bucket
+from failover.velero import catalog
 from providers.base import ClusterRef, ClusterState, Provider
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class Watcher:
         self.roles = roles
         self.sites = {s.name: SiteState(s.name) for s in self.cfg.sites}
         self._sem = asyncio.Semaphore(self.cfg.health.concurrency)
+        self.catalog = catalog.BackupCatalog()
         self._tasks: list[asyncio.Task[None | None]] = []
 
     # --- checks ---------------------------------------------------------------------------------
@@ -113,10 +114,10 @@ class Watcher:
         return out
 
     async def _backup(self, state: SiteState, loc: s3.S3Location, rpo: float) -> str:
-        newest = await bucket.newest_complete(loc)
+        newest = await self.catalog.newest_complete(loc)
         if newest is not None and newest.completion_timestamp is not None:
             state.newest_backup = BackupRef(newest.name, newest.completion_timestamp)
-        return await probes.backup_age(loc, rpo=rpo, clock=self.services.clock)
+        return await probes.backup_age(newest, rpo=rpo, clock=self.services.clock)
 
     async def _provider(self, state: SiteState, provider: Provider, ref: ClusterRef) -> str:
         """The provider's own view of the cluster; only ``ready`` passes."""
@@ -141,9 +142,10 @@ class Watcher:
             state.checks.clear()  # a role change changes what is checked
             state.role = role
         pairs = self._probes(state)
-        timeout = self.cfg.health.timeout
+        h = self.cfg.health
 
         async def one(check: checks.Check, fn: Callable[[], Awaitable[str]]) -> None:
+            timeout = h.storage_timeout if check.kind in (CheckKind.STORAGE, CheckKind.BACKUP) else h.timeout
             async with self._sem:
                 check.observe(await probes.sample(fn, timeout=timeout, clock=self.services.clock))
 
