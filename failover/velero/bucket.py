@@ -14,9 +14,11 @@ ProtocolError for malformed documents.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,30 +74,55 @@ async def read_backup(loc: s3.S3Location, name: str) -> models.BackupInfo:
     return models.parse_backup(data, where=f"{loc.bucket}/{key}")
 
 
-async def newest_complete(loc: s3.S3Location) -> models.BackupInfo | None:
-    """The complete backup with the latest completion time, or None.
+_CACHE_SIZE = 4096
+#: parsed metadata of *terminal* backups; Velero never rewrites it, it only deletes the whole dir
+_terminal_cache: OrderedDict[tuple[str, str, str], models.BackupInfo] = OrderedDict()
 
-    Backup dirs without metadata (a copy in progress) and malformed metadata are skipped with a
-    warning: one bad object must not hide every good backup.
+
+async def _read_metadata(client: Any, loc: s3.S3Location, name: str) -> models.BackupInfo:
+    key = layout.backup_metadata(loc.prefix, name)
+    cache_key = (loc.endpoint, loc.bucket, key)
+    cached = _terminal_cache.get(cache_key)
+    if cached is not None:
+        _terminal_cache.move_to_end(cache_key)
+        return cached
+    info = models.parse_backup(await s3.get_bytes(client, loc, key), where=f"{loc.bucket}/{key}")
+    if info.phase.is_terminal:
+        _terminal_cache[cache_key] = info
+        while len(_terminal_cache) > _CACHE_SIZE:
+            _terminal_cache.popitem(last=False)
+    return info
+
+
+async def backup_infos(loc: s3.S3Location) -> list[models.BackupInfo]:
+    """Every backup whose ``velero-backup.json`` is present and parses, sorted by name.
+
+    Health probes call this every few seconds on buckets with hundreds of backups, so it lists the
+    backup dirs only (CommonPrefixes, cheap) and GETs metadata concurrently, except for terminal
+    backups already parsed (cached; a deleted backup drops out of the listing). Dirs without
+    metadata (a copy in progress) and malformed metadata are skipped with a warning.
     """
-    best: models.BackupInfo | None = None
     async with s3.open_client(loc) as client:
         prefixes = await _common_prefixes(client, loc, layout.backups_dir(loc.prefix))
-        for cp in prefixes:
-            name = layout.backup_name_from_prefix(loc.prefix, cp)
-            if not name:
-                continue
-            key = layout.backup_metadata(loc.prefix, name)
-            try:
-                info = models.parse_backup(await s3.get_bytes(client, loc, key), where=f"{loc.bucket}/{key}")
-            except (s3.ObjectNotFound, errors.ProtocolError) as exc:
-                logger.warning("skipping backup %s in %s: %s", name, loc.bucket, exc)
-                continue
-            if not info.is_complete or info.completion_timestamp is None:
-                continue
-            if best is None or (best.completion_timestamp and info.completion_timestamp > best.completion_timestamp):
-                best = info
-    return best
+        names = [n for n in (layout.backup_name_from_prefix(loc.prefix, cp) for cp in prefixes) if n]
+        limit = asyncio.Semaphore(8)
+
+        async def one(name: str) -> models.BackupInfo | None:
+            async with limit:
+                try:
+                    return await _read_metadata(client, loc, name)
+                except (s3.ObjectNotFound, errors.ProtocolError) as exc:
+                    logger.warning("skipping backup %s in %s: %s", name, loc.bucket, exc)
+                    return None
+
+        infos = await asyncio.gather(*(one(n) for n in names))
+    return sorted((i for i in infos if i is not None), key=lambda i: i.name)
+
+
+async def newest_complete(loc: s3.S3Location) -> models.BackupInfo | None:
+    """The complete backup with the latest completion time, or None (see :func:`backup_infos`)."""
+    done = [i for i in await backup_infos(loc) if i.is_complete and i.completion_timestamp is not None]
+    return max(done, key=lambda i: (i.completion_timestamp, i.name), default=None)
 
 
 async def list_backup_objects(loc: s3.S3Location, name: str) -> list[ObjectInfo]:

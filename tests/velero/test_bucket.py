@@ -75,6 +75,13 @@ async def test_newest_complete_skips_incomplete_missing_and_malformed(moto_a: Mo
     assert await bucket.list_backups(loc) == ["broken", "half-copied", "new", "newer", "old"]
     newest = await bucket.newest_complete(loc)
     assert newest is not None and newest.name == "new" and newest.phase is models.BackupPhase.PARTIALLY_FAILED
+    # the Finalizing metadata is re-uploaded as Completed: the next call must see it (no stale cache)
+    completed = {**finalizing, "status": {"phase": "Completed", "completionTimestamp": "2026-05-20T10:00:00Z"}}
+    async with s3.open_client(loc) as client:
+        await s3.put_bytes(client, loc, layout.backup_metadata("", "newer"), json.dumps(completed).encode())
+    newest = await bucket.newest_complete(loc)
+    assert newest is not None and newest.name == "newer"
+    assert [i.name for i in await bucket.backup_infos(loc)] == ["new", "newer", "old"]
     with pytest.raises(errors.ProtocolError, match="malformed"):
         await bucket.read_backup(loc, "broken")
     with pytest.raises(s3.ObjectNotFound):
