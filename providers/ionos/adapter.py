@@ -141,7 +141,8 @@ class TokenAuth:
         async with self._lock:
             if self._static:
                 if refresh:
-                    raise errors.AuthError("provider ionos: the configured credentials.token was rejected (401)")
+                    raise errors.AuthError(
+                        "provider ionos: the configured credentials.token was rejected (401)")
                 if self._token is None:
                     self._token = self._load("token")
             elif refresh or self._token is None or self._clock() >= self._expires_at:
@@ -159,7 +160,8 @@ class TokenAuth:
             doc = await self._api.json("GET", "/tokens/generate", ok=(200,),
                                        headers={**self._headers, "Authorization": f"Basic {basic}"})
         except http.ApiError as exc:  # 403: the user or contract may not use the API
-            raise errors.AuthError(f"provider ionos: credentials.username may not generate tokens: {exc}") from exc
+            raise errors.AuthError(
+                f"provider ionos: credentials.username may not generate tokens: {exc}") from exc
         token = doc.get("token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise errors.ProtocolError("ionos auth: /tokens/generate answer has no token")
@@ -214,7 +216,8 @@ class IonosProvider(base.Provider):
         attempts = int(_option(settings, "attempts", 4, low=1))
         self._s3_naming = settings.options.get("s3_naming", "legacy")
         if self._s3_naming not in S3_ENDPOINTS:
-            raise errors.PermanentError(f"provider ionos: options.s3_naming must be one of {sorted(S3_ENDPOINTS)}")
+            raise errors.PermanentError(
+                f"provider ionos: options.s3_naming must be one of {sorted(S3_ENDPOINTS)}")
         contract = settings.options.get("contract_number")
         self._headers = {"X-Contract-Number": contract} if contract else {}
         self.auth = TokenAuth(load=lambda name: settings.secret(name),
@@ -258,7 +261,8 @@ class IonosProvider(base.Provider):
         state = overall_state(map_state(raw), pools)
         if raw not in STATE_MAP:
             logger.warning("ionos: cluster %s reports unknown state %r; treated as unknown", ref.cluster, raw)
-        troubled = [f"node pool {p.name} {p.raw_state or 'without state'}" for p in pools if p.state is not _S.READY]
+        troubled = [f"node pool {p.name} {p.raw_state or 'without state'}"
+                    for p in pools if p.state is not _S.READY]
         return base.ClusterStatus(provider=self.kind, cluster=ref.cluster, state=state, raw_state=raw,
                                   reason="; ".join(troubled), node_pools=pools)
 
@@ -266,8 +270,8 @@ class IonosProvider(base.Provider):
         """``GET /k8s/{id}/kubeconfig``: a YAML string (asked for as ``application/yaml``; a JSON
         string body is accepted too). The text and the credentials in it are registered secrets."""
         path = f"/k8s/{_seg(ref.cluster)}/kubeconfig"
-        response = await self._cloud.request("GET", path, headers={**self._headers, "Accept": "application/yaml"},
-                                              ok=(200,))
+        headers = {**self._headers, "Accept": "application/yaml"}
+        response = await self._cloud.request("GET", path, headers=headers, ok=(200,))
         text: Any = response.text
         if text.startswith('"'):  # served as a JSON string (the spec allows application/json too)
             try:
@@ -310,9 +314,14 @@ class IonosProvider(base.Provider):
         params: dict[str, str | int] = {"filter.type": rtype}
         if name:
             params["filter.name"] = name
-        found = await self._items(f"/zones/{_seg(zone_id)}/records", params)
+        try:
+            found = await self._items(f"/zones/{_seg(zone_id)}/records", params)
+        except http.NotFoundError:
+            self._zones = {k: v for k, v in self._zones.items() if v != zone_id}  # re-resolved next time
+            raise
         return [r for r in found if _prop(r, "name").lower() == name and _prop(r, "type") == rtype
-                and str(r.get("metadata", {}).get("state", "")) not in _DNS_GONE and isinstance(r.get("id"), str)]
+                and str(r.get("metadata", {}).get("state", "")) not in _DNS_GONE
+                and isinstance(r.get("id"), str)]
 
     async def dns_get(self, zone: str, name: str, rtype: str) -> base.DnsRecordSet | None:
         """The records ``name``/``rtype`` as one set, or None. A missing zone is a NotFoundError."""
@@ -344,7 +353,8 @@ class IonosProvider(base.Provider):
         wait: list[str] = []
         for value in want.values:
             found = keep.get(value)
-            if found is not None and _ttl(found) == ttl and found.get("properties", {}).get("enabled", True):
+            if found is not None and _ttl(found) == ttl and found.get("properties", {}).get("enabled", True) \
+                    and found.get("metadata", {}).get("state") != "FAILED":  # a failed change is retried
                 wait.append(str(found["id"]))
                 continue
             record_id = str(found["id"]) if found is not None else (
@@ -357,7 +367,8 @@ class IonosProvider(base.Provider):
         await self._wait_applied(zone_id, want, wait, gone=[str(r["id"]) for r in spare])
         return want
 
-    async def _wait_applied(self, zone_id: str, want: base.DnsRecordSet, ids: list[str], *, gone: list[str]) -> None:
+    async def _wait_applied(self, zone_id: str, want: base.DnsRecordSet, ids: list[str], *,
+                            gone: list[str]) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._dns_timeout
         pending, vanishing = set(ids), set(gone)
@@ -366,15 +377,17 @@ class IonosProvider(base.Provider):
                 state = await self._record_state(zone_id, record_id, want)
                 if state == "FAILED":
                     raise errors.PermanentError(f"ionos dns: change of {want.name} {want.type} ended FAILED")
-                if (record_id in pending and state == "AVAILABLE") or (record_id in vanishing and state is None):
+                done = state == "AVAILABLE" if record_id in pending else state is None
+                if done:
                     pending.discard(record_id)
                     vanishing.discard(record_id)
             if not pending and not vanishing:
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise errors.TemporaryError(f"ionos dns: {want.name} {want.type} not applied within "
-                                            f"{self._dns_timeout:g}s ({len(pending) + len(vanishing)} records pending)")
+                raise errors.TemporaryError(
+                    f"ionos dns: {want.name} {want.type} not applied within {self._dns_timeout:g}s "
+                    f"({len(pending) + len(vanishing)} records pending)")
             await asyncio.sleep(min(self._poll, remaining))
 
     async def _record_state(self, zone_id: str, record_id: str, want: base.DnsRecordSet) -> str | None:
@@ -479,9 +492,9 @@ def _register_kubeconfig(text: str) -> None:
 # --- status.ionos.cloud (Atlassian Statuspage v2) ------------------------------------------------
 #: Cloud API locations and the city names the status page uses for them
 LOCATIONS: dict[str, tuple[str, ...]] = {
-    "de/fra": ("frankfurt",), "de/fkb": ("karlsruhe",), "de/txl": ("berlin",), "es/vit": ("logroño", "logrono"),
-    "fr/par": ("paris",), "gb/lhr": ("london",), "gb/bhx": ("birmingham",), "us/las": ("las vegas",),
-    "us/ewr": ("newark",), "us/mci": ("kansas city",),
+    "de/fra": ("frankfurt",), "de/fkb": ("karlsruhe",), "de/txl": ("berlin",),
+    "es/vit": ("logroño", "logrono"), "fr/par": ("paris",), "gb/lhr": ("london",),
+    "gb/bhx": ("birmingham",), "us/las": ("las vegas",), "us/ewr": ("newark",), "us/mci": ("kansas city",),
 }
 _OPEN_MAINTENANCE = frozenset({"in_progress", "verifying"})
 _CLOSED = frozenset({"resolved", "postmortem", "completed"})
@@ -505,18 +518,19 @@ def _incidents(doc: dict[str, Any], region: str) -> tuple[base.Incident, ...]:
     out = [i for i in (_incident(d) for d in items) if i is not None]
     named = {c for i in out for c in i.components}
     for comp in doc.get("components") or ():  # impaired components no open incident explains
-        if (isinstance(comp, dict) and isinstance(comp.get("name"), str) and comp.get("status") != "operational"
-                and comp["name"] not in named and not comp.get("group")):
-            out.append(base.Incident(id=f"component/{comp.get('id', comp['name'])}",
-                                     title=f"{comp['name']}: {comp.get('status')}", status=str(comp.get("status")),
-                                     components=(comp["name"],)))
+        if (isinstance(comp, dict) and isinstance(comp.get("name"), str) and not comp.get("group")
+                and comp.get("status") != "operational" and comp["name"] not in named):
+            status = str(comp.get("status"))
+            out.append(base.Incident(id=f"component/{comp.get('id', comp['name'])}", status=status,
+                                     title=f"{comp['name']}: {status}", components=(comp["name"],)))
     return tuple(i for i in out if _affects([i.title, *i.components], region))
 
 
 def _incident(doc: dict[str, Any]) -> base.Incident | None:
     if not isinstance(doc.get("id"), str | int) or not isinstance(doc.get("name"), str):
         return None
-    comps = tuple(str(c["name"]) for c in doc.get("components") or () if isinstance(c, dict) and c.get("name"))
+    comps = tuple(str(c["name"]) for c in doc.get("components") or ()
+                  if isinstance(c, dict) and c.get("name"))
     started: datetime | None = None
     when = doc.get("started_at") or doc.get("scheduled_for") or doc.get("created_at")
     if isinstance(when, str):

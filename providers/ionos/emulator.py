@@ -152,7 +152,8 @@ class IonosEmulator(EmulatorBase):
         now, incident_id = _iso(), pysecrets.token_hex(6)
         self.incidents.append({
             "id": incident_id, "name": title, "status": "investigating", "impact": "major",
-            "created_at": now, "updated_at": now, "started_at": now, "monitoring_at": None, "resolved_at": None,
+            "created_at": now, "updated_at": now, "started_at": now, "monitoring_at": None,
+            "resolved_at": None,
             "shortlink": f"https://stspg.io/{incident_id}", "page_id": "xdhr50sc5fkm",
             "incident_updates": [{"id": f"u{incident_id}", "status": "investigating", "body": title,
                                   "incident_id": incident_id, "created_at": now, "updated_at": now,
@@ -226,8 +227,9 @@ class IonosEmulator(EmulatorBase):
             self._recent.append(now)
             while self._recent and self._recent[0] < now - 60:
                 self._recent.popleft()
-            response.headers.update({"X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Burst": str(RATE_BURST),
-                                     "X-RateLimit-Remaining": str(max(0, RATE_LIMIT - len(self._recent)))})
+            response.headers.update({
+                "X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Burst": str(RATE_BURST),
+                "X-RateLimit-Remaining": str(max(0, RATE_LIMIT - len(self._recent)))})
         return response
 
     def _basic_ok(self, header: str) -> bool:
@@ -235,7 +237,8 @@ class IonosEmulator(EmulatorBase):
             user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return pysecrets.compare_digest(user, self.username) and pysecrets.compare_digest(password, self.password)
+        return (pysecrets.compare_digest(user, self.username)
+                and pysecrets.compare_digest(password, self.password))
 
     def _authorized(self, handler: Any) -> Any:
         async def check(request: web.Request) -> web.StreamResponse:
@@ -271,10 +274,10 @@ class IonosEmulator(EmulatorBase):
 
     # --- Cloud API v6: managed Kubernetes ------------------------------------------------------
     def _metadata(self, created: str, state: str | None) -> dict[str, Any]:
+        user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, self.username))
         meta = {"etag": pysecrets.token_hex(16), "createdDate": created, "createdBy": self.username,
-                "createdByUserId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.username)), "lastModifiedDate": _iso(),
-                "lastModifiedBy": self.username,
-                "lastModifiedByUserId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.username))}
+                "createdByUserId": user_id, "lastModifiedDate": _iso(), "lastModifiedBy": self.username,
+                "lastModifiedByUserId": user_id}
         return meta if state is None else {**meta, "state": state}
 
     def _cluster_of(self, request: web.Request) -> Cluster | None:
@@ -292,16 +295,19 @@ class IonosEmulator(EmulatorBase):
             "metadata": self._metadata(cluster.created, cluster.state),
             "properties": {"name": cluster.name, "k8sVersion": "1.31.4",
                            "maintenanceWindow": {"dayOfTheWeek": "Sunday", "time": "02:00:00Z"},
-                           "availableUpgradeVersions": [], "viableNodePoolVersions": ["1.31.4"], "public": True,
-                           "location": cluster.location, "apiSubnetAllowList": [], "s3Buckets": []},
+                           "availableUpgradeVersions": [], "viableNodePoolVersions": ["1.31.4"],
+                           "public": True, "location": cluster.location, "apiSubnetAllowList": [],
+                           "s3Buckets": []},
         })
 
     def _nodepool_doc(self, cluster: Cluster, pool: NodePool) -> dict[str, Any]:
         return {
-            "id": pool.id, "type": "nodepool", "href": f"{self.url}/cloudapi/v6/k8s/{cluster.id}/nodepools/{pool.id}",
+            "id": pool.id, "type": "nodepool",
+            "href": f"{self.url}/cloudapi/v6/k8s/{cluster.id}/nodepools/{pool.id}",
             "metadata": self._metadata(cluster.created, pool.state),
             "properties": {"name": pool.name, "datacenterId": str(uuid.uuid5(uuid.NAMESPACE_URL, cluster.id)),
-                           "nodeCount": pool.node_count, "cpuFamily": "INTEL_SKYLAKE", "serverType": "DedicatedCore",
+                           "nodeCount": pool.node_count, "cpuFamily": "INTEL_SKYLAKE",
+                           "serverType": "DedicatedCore",
                            "coresCount": 4, "ramSize": 8192, "availabilityZone": "AUTO", "storageType": "SSD",
                            "storageSize": 100, "k8sVersion": "1.31.4",
                            "maintenanceWindow": {"dayOfTheWeek": "Sunday", "time": "03:00:00Z"},
@@ -363,13 +369,16 @@ class IonosEmulator(EmulatorBase):
                 "metadata": {"createdDate": now, "lastModifiedDate": now, "state": "AVAILABLE",
                              "nameservers": ["ns-ic.ui-dns.com", "ns-ic.ui-dns.de", "ns-ic.ui-dns.org",
                                              "ns-ic.ui-dns.biz"]},
-                "properties": {"zoneName": self.zones[zone_id], "description": "failover lab zone", "enabled": True}}
+                "properties": {"zoneName": self.zones[zone_id], "description": "failover lab zone",
+                               "enabled": True}}
 
     def _record_doc(self, record: Record) -> dict[str, Any]:
         zone = self.zones[record.zone_id]
-        return {"id": record.id, "type": "record", "href": f"{self.url}/dns/zones/{record.zone_id}/records/{record.id}",
-                "metadata": {"createdDate": record.created, "lastModifiedDate": record.modified, "state": record.state,
-                             "fqdn": f"{record.name}.{zone}" if record.name else zone, "zoneId": record.zone_id},
+        return {"id": record.id, "type": "record",
+                "href": f"{self.url}/dns/zones/{record.zone_id}/records/{record.id}",
+                "metadata": {"createdDate": record.created, "lastModifiedDate": record.modified,
+                             "state": record.state, "zoneId": record.zone_id,
+                             "fqdn": f"{record.name}.{zone}" if record.name else zone},
                 "properties": {"name": record.name, "type": record.type, "content": record.content,
                                "ttl": record.ttl, "priority": 0, "enabled": record.enabled}}
 
@@ -407,7 +416,8 @@ class IonosEmulator(EmulatorBase):
             ttl, enabled = int(props.get("ttl", 3600)), bool(props.get("enabled", True))
             uuid.UUID(record_id)
         except (ValueError, TypeError, KeyError):
-            return self.json_error(400, "properties.name, type and content are required; recordId must be a UUID")
+            return self.json_error(400, "properties.name, type and content are required; "
+                                        "recordId must be a UUID")
         if rtype not in RECORD_TYPES or ttl < 1 or name.endswith("."):
             return self.json_error(422, f"invalid record {name!r} {rtype} ttl {ttl}")
         record = self.records.get(record_id)
@@ -416,7 +426,8 @@ class IonosEmulator(EmulatorBase):
         if record is None:
             record = self.records[record_id] = Record(id=record_id, zone_id=zone_id, name=name, type=rtype,
                                                       content=content, ttl=ttl, enabled=enabled)
-        record.name, record.type, record.content, record.ttl, record.enabled = name, rtype, content, ttl, enabled
+        record.name, record.type, record.content = name, rtype, content
+        record.ttl, record.enabled = ttl, enabled
         self._change(record, "PROVISIONING")
         return web.json_response(self._record_doc(record), status=202)
 
@@ -478,8 +489,9 @@ class IonosEmulator(EmulatorBase):
             now = _iso()
             self.components[name] = {
                 "id": pysecrets.token_hex(6), "name": name, "status": "operational", "created_at": now,
-                "updated_at": now, "position": len(self.components) + 1, "description": None, "showcase": False,
-                "group_id": None, "page_id": "xdhr50sc5fkm", "group": False, "only_show_if_degraded": False}
+                "updated_at": now, "position": len(self.components) + 1, "description": None,
+                "showcase": False, "group_id": None, "page_id": "xdhr50sc5fkm", "group": False,
+                "only_show_if_degraded": False}
         if status is not None:
             self.components[name]["status"] = status
         return self.components[name]
@@ -488,10 +500,11 @@ class IonosEmulator(EmulatorBase):
         open_incidents = [i for i in self.incidents if i["status"] not in ("resolved", "postmortem")]
         impaired = any(c["status"] != "operational" for c in self.components.values())
         indicator = "major" if open_incidents else "minor" if impaired else "none"
+        description = "All Systems Operational" if indicator == "none" else "Service disruption"
         return web.json_response({
             "page": {"id": "xdhr50sc5fkm", "name": "IONOS Cloud", "url": "https://status.ionos.cloud",
                      "time_zone": "Europe/Berlin", "updated_at": _iso()},
-            "status": {"indicator": indicator,
-                       "description": "All Systems Operational" if indicator == "none" else "Service disruption"},
-            "components": list(self.components.values()), "incidents": open_incidents, "scheduled_maintenances": [],
+            "status": {"indicator": indicator, "description": description},
+            "components": list(self.components.values()), "incidents": open_incidents,
+            "scheduled_maintenances": [],
         })

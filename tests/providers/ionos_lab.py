@@ -61,14 +61,15 @@ def settings_for(emu: IonosEmulator, tmp_path: Path, *, timeout: float = 2.0, to
     settings = emu.settings()
     return settings.model_copy(update={
         "credentials": files,
-        "options": {**settings.options, "poll_interval": "0.02", "dns_timeout": "5", "attempts": "3", **options},
+        "options": {**settings.options, "poll_interval": "0.02", "dns_timeout": "5", "attempts": "3",
+                    **options},
         "timeout": timeout,
     })
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, *, settle_delay: float = 0.05, timeout: float = 2.0, token: str | None = None,
-                  **options: str) -> AsyncIterator[IonosLab]:
+async def running(tmp_path: Path, *, settle_delay: float = 0.05, timeout: float = 2.0,
+                  token: str | None = None, **options: str) -> AsyncIterator[IonosLab]:
     dns = MemoryDns()
     emu = IonosEmulator(dns=dns, settle_delay=settle_delay)
     await emu.start()

@@ -29,7 +29,7 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 
 from failover import errors, secrets
-from providers import base
+from providers import base, http
 from providers.emulator import Exchange
 from providers.ionos import adapter
 from providers.ionos.adapter import STATE_MAP, IonosProvider
@@ -40,6 +40,7 @@ S = base.ClusterState
 ZONE = ionos_lab.ZONE
 WWW = f"www.{ZONE}"
 ADDED_STATES = ["HIBERNATING", "FAILED_HIBERNATING", "MAINTENANCE"]
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Burst", "X-RateLimit-Remaining")
 
 #: endpoint name → (method, path pattern); every one the adapter uses must be validated > 0 times
 ENDPOINTS = {
@@ -79,8 +80,9 @@ def cloudapi_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     schemas["DatacenterElementMetadata"]["properties"]["state"]["enum"] += ADDED_STATES
     pool = schemas["KubernetesNodePoolProperties"]["properties"]
     pool["serverType"] = {"type": "string", "enum": ["DedicatedCore", "VCPU"]}
-    pool["taints"] = {"type": "array", "items": {"type": "object", "required": ["key", "effect"], "properties": {
-        "key": {"type": "string"}, "value": {"type": "string"}, "effect": {"type": "string"}}}}
+    taint = {"type": "object", "required": ["key", "effect"], "properties": {
+        "key": {"type": "string"}, "value": {"type": "string"}, "effect": {"type": "string"}}}
+    pool["taints"] = {"type": "array", "items": taint}
     # only the managed-Kubernetes paths are kept (every schema stays): openapi-core validates the
     # whole document on load, 4 s for all 114 paths, under 1 s for the /k8s ones
     doc["paths"] = {k: v for k, v in doc["paths"].items() if k.startswith("/k8s")}  # type: ignore[attr-defined]
@@ -148,7 +150,8 @@ async def drive(lab: ionos_lab.IonosLab) -> None:
     assert await p.s3_endpoint("de/fra") == "https://s3.eu-central-1.ionoscloud.com"
 
 
-async def test_every_exchange_validates_against_the_vendor_contract(tmp_path: Path, cloudapi_spec: Path) -> None:
+async def test_every_exchange_validates_against_the_vendor_contract(tmp_path: Path,
+                                                                   cloudapi_spec: Path) -> None:
     async with ionos_lab.running(tmp_path) as lab:
         await drive(lab)
         exchanges = list(lab.emulator.exchanges)
@@ -159,7 +162,7 @@ async def test_every_exchange_validates_against_the_vendor_contract(tmp_path: Pa
     # the Cloud API's rate-limit headers on every IONOS API answer (not on the status page)
     for ex in exchanges:
         if not ex.path.startswith("/status"):
-            assert {"X-RateLimit-Limit", "X-RateLimit-Burst", "X-RateLimit-Remaining"} <= set(ex.response_headers)
+            assert set(RATE_HEADERS) <= set(ex.response_headers)
 
 
 def test_state_table_covers_every_vendor_enum_value() -> None:
@@ -205,7 +208,8 @@ async def test_node_pools_degrade_or_take_down_a_ready_cluster(tmp_path: Path) -
         assert status.state is S.DEGRADED and status.node_pools[0].raw_state == "RESIZING"
 
 
-async def test_lab_health_round_trips_through_the_vendor_vocabulary(tmp_path: Path, cloudapi_spec: Path) -> None:
+async def test_lab_health_round_trips_through_the_vendor_vocabulary(tmp_path: Path,
+                                                                   cloudapi_spec: Path) -> None:
     async with ionos_lab.running(tmp_path) as lab:
         for health in S:
             lab.emulator.set_cluster_health(lab.ref.cluster, health)
@@ -217,7 +221,8 @@ def writes(lab: ionos_lab.IonosLab) -> int:
     return sum(ex.method in ("PUT", "DELETE") for ex in lab.emulator.exchanges)
 
 
-async def test_dns_set_is_idempotent_and_waits_for_the_applied_state(tmp_path: Path, cloudapi_spec: Path) -> None:
+async def test_dns_set_is_idempotent_and_waits_for_the_applied_state(tmp_path: Path,
+                                                                     cloudapi_spec: Path) -> None:
     async with ionos_lab.running(tmp_path, settle_delay=0.3) as lab:
         started = time.monotonic()
         result = await lab.provider.dns_set(ZONE, WWW, "A", ("192.0.2.8", "192.0.2.7"), 60)
@@ -268,11 +273,19 @@ async def test_dns_failed_state_is_permanent_and_slow_change_is_temporary(tmp_pa
         lab.emulator.fail_dns_changes = 1
         with pytest.raises(errors.PermanentError, match="FAILED"):
             await lab.provider.dns_set(ZONE, WWW, "A", ("192.0.2.7",), 60)
+        assert [r.state for r in lab.emulator.records.values()] == ["FAILED"]
+        await lab.provider.dns_set(ZONE, WWW, "A", ("192.0.2.7",), 60)  # the failed record is PUT again
+        assert [r.state for r in lab.emulator.records.values()] == ["AVAILABLE"]
+        assert sum(ex.method == "PUT" for ex in lab.emulator.exchanges) == 2
         lab.emulator.settle_delay = 5.0
         started = time.monotonic()
         with pytest.raises(errors.TemporaryError, match="not applied within"):
             await lab.provider.dns_set(ZONE, WWW, "A", ("192.0.2.8",), 60)
         assert time.monotonic() - started < 2.0
+        lab.emulator.zones = {lab.emulator.add_zone(ZONE): ZONE.rstrip(".")}  # the zone was recreated
+        with pytest.raises(http.NotFoundError):
+            await lab.provider.dns_get(ZONE, WWW, "A")  # the cached zone id is gone ...
+        assert await lab.provider.dns_get(ZONE, WWW, "A") is None  # ... and resolved again
 
 
 async def test_kubeconfig_is_the_registered_one_and_a_secret(tmp_path: Path) -> None:
@@ -298,7 +311,8 @@ async def test_status_page_filters_by_location(tmp_path: Path) -> None:
         assert await p.status("de/fra") == ()
         emu.set_component_status("Cloud DNS", "degraded_performance")  # impaired, no incident, global
         found = await p.status("de/fra")
-        assert [(i.title, i.status) for i in found] == [("Cloud DNS: degraded_performance", "degraded_performance")]
+        assert [(i.title, i.status) for i in found] == [
+            ("Cloud DNS: degraded_performance", "degraded_performance")]
 
 
 async def test_s3_endpoint_table_and_override(tmp_path: Path) -> None:
@@ -306,7 +320,8 @@ async def test_s3_endpoint_table_and_override(tmp_path: Path) -> None:
         assert await lab.provider.s3_endpoint("de/fra") == "http://127.0.0.1:9000"
     options = {k: v for k, v in lab.settings.options.items() if k != "s3_endpoint"}
     legacy = IonosProvider(lab.settings.model_copy(update={"options": options}))
-    contract_owned = IonosProvider(lab.settings.model_copy(update={"options": {**options, "s3_naming": "contract"}}))
+    contract_options = {**options, "s3_naming": "contract"}
+    contract_owned = IonosProvider(lab.settings.model_copy(update={"options": contract_options}))
     try:
         assert await legacy.s3_endpoint("de/txl") == "https://s3.eu-central-2.ionoscloud.com"
         assert await contract_owned.s3_endpoint("de/fra") == "https://s3.eu-central-4.ionoscloud.com"
@@ -317,14 +332,15 @@ async def test_s3_endpoint_table_and_override(tmp_path: Path) -> None:
         await contract_owned.close()
 
 
-@pytest.mark.parametrize(("field", "key"), [("endpoints", "cloudapi"), ("endpoints", "auth"), ("endpoints", "dns"),
-                                            ("endpoints", "status"), ("credentials", "username"),
-                                            ("credentials", "password")])
+@pytest.mark.parametrize(("field", "key"), [
+    ("endpoints", "cloudapi"), ("endpoints", "auth"), ("endpoints", "dns"), ("endpoints", "status"),
+    ("credentials", "username"), ("credentials", "password")])
 def test_missing_settings_are_named_at_construction(field: str, key: str) -> None:
     settings = base.ProviderSettings(
         kind="ionos", endpoints={k: "http://x" for k in ("cloudapi", "auth", "dns", "status")},
         credentials={k: base.Credential(env="NOPE") for k in ("username", "password")})
-    broken = settings.model_copy(update={field: {k: v for k, v in getattr(settings, field).items() if k != key}})
+    kept = {k: v for k, v in getattr(settings, field).items() if k != key}
+    broken = settings.model_copy(update={field: kept})
     with pytest.raises(errors.PermanentError, match=rf"{field}\.{key}"):
         IonosProvider(broken)
 

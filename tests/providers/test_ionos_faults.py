@@ -29,7 +29,8 @@ def calls(lab: ionos_lab.IonosLab, prefix: str) -> int:
 
 
 def statuses(lab: ionos_lab.IonosLab, suffix: str) -> list[int]:
-    return [ex.status for ex in lab.emulator.exchanges if ex.path.startswith("/cloudapi") and ex.path.endswith(suffix)]
+    return [ex.status for ex in lab.emulator.exchanges
+            if ex.path.startswith("/cloudapi") and ex.path.endswith(suffix)]
 
 
 async def test_expired_token_is_renewed_by_a_real_reauthentication(tmp_path: Path) -> None:
@@ -92,7 +93,8 @@ async def test_rate_limit_honours_retry_after(tmp_path: Path) -> None:
         assert 1.0 <= elapsed < 2.5, elapsed
         assert statuses(lab, "/kubeconfig") == [200, 429, 200]
         limited = next(ex for ex in lab.emulator.exchanges if ex.status == 429)
-        assert limited.response_headers["Retry-After"] == "1" and "X-RateLimit-Remaining" in limited.response_headers
+        assert limited.response_headers["Retry-After"] == "1"
+        assert "X-RateLimit-Remaining" in limited.response_headers
 
 
 async def test_unavailable_twice_then_success(tmp_path: Path) -> None:
@@ -181,7 +183,8 @@ async def test_no_token_in_logs_or_errors(tmp_path: Path, caplog: pytest.LogCapt
         emu.expire_tokens()
         await p.cluster_status(lab.ref)
         for fault in ("unauthorized", "malformed", "hang", "rate-limited", "unavailable"):
-            emu.inject(fault, times=1 if fault == "hang" else 4, delay=0.3, retry_after=0, path_prefix="/cloudapi")
+            emu.inject(fault, times=1 if fault == "hang" else 4, delay=0.3, retry_after=0,
+                       path_prefix="/cloudapi")
             try:
                 await p.kubeconfig(lab.ref)
             except errors.FailoverError as exc:
