@@ -35,6 +35,7 @@ START_TIMEOUT = 10.0
 _CONF = """\
 launch=gsqlite3
 gsqlite3-database={db}
+gsqlite3-pragma-journal-mode=WAL
 local-address={host}
 local-port={dns_port}
 api=yes

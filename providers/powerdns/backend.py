@@ -9,6 +9,7 @@ visible to resolvers as soon as the call returns.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from failover import secrets
@@ -20,6 +21,15 @@ def dotted(name: str) -> str:
     return name.rstrip(".") + "."
 
 
+#: one writer at a time per PowerDNS server (from this process): its sqlite backend answers 500
+#: "database is locked" to concurrent PATCHes; a 500 that still happens is retried as temporary
+_WRITE_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def _write_lock(api_url: str) -> asyncio.Lock:
+    return _WRITE_LOCKS.setdefault(api_url, asyncio.Lock())
+
+
 class PowerDnsApi:
     """A thin client of ``/api/v1/servers/{server_id}`` (errors mapped by :mod:`providers.http`)."""
 
@@ -27,6 +37,7 @@ class PowerDnsApi:
                  timeout: float = http.DEFAULT_TIMEOUT, attempts: int = 3) -> None:
         secrets.register(api_key)
         self._headers = {"X-API-Key": api_key}
+        self._lock = _write_lock(api_url)
         self._base = f"/api/v1/servers/{server_id}"
         self._client = http.ApiClient(base_url=api_url, service="powerdns", timeout=timeout,
                                       attempts=attempts, max_delay=2.0)
@@ -49,7 +60,8 @@ class PowerDnsApi:
         body = {"name": dotted(zone), "kind": "Native",
                 "nameservers": list(nameservers) or [f"ns1.{dotted(zone)}"]}
         try:
-            await self._client.request("POST", f"{self._base}/zones", json=body, headers=self._headers)
+            async with self._lock:
+                await self._client.request("POST", f"{self._base}/zones", json=body, headers=self._headers)
         except http.ApiError as exc:
             if exc.status != 409:  # created concurrently: fine
                 raise
@@ -71,13 +83,15 @@ class PowerDnsApi:
     async def replace(self, zone: str, name: str, rtype: str, values: tuple[str, ...], ttl: int) -> None:
         rrset = {"name": dotted(name), "type": rtype.upper(), "ttl": ttl, "changetype": "REPLACE",
                  "records": [{"content": v, "disabled": False} for v in values]}
-        await self._client.request("PATCH", f"{self._base}/zones/{dotted(zone)}",
-                                   json={"rrsets": [rrset]}, headers=self._headers)
+        async with self._lock:
+            await self._client.request("PATCH", f"{self._base}/zones/{dotted(zone)}",
+                                       json={"rrsets": [rrset]}, headers=self._headers)
 
     async def delete(self, zone: str, name: str, rtype: str) -> None:
         rrset = {"name": dotted(name), "type": rtype.upper(), "changetype": "DELETE"}
-        await self._client.request("PATCH", f"{self._base}/zones/{dotted(zone)}",
-                                   json={"rrsets": [rrset]}, headers=self._headers)
+        async with self._lock:
+            await self._client.request("PATCH", f"{self._base}/zones/{dotted(zone)}",
+                                       json={"rrsets": [rrset]}, headers=self._headers)
 
 
 class PowerDnsBackend:
