@@ -118,7 +118,8 @@ class ControlClient:
         except ValueError as exc:
             raise errors.ProtocolError(f"lab control API: {method} {path} answered non-JSON") from exc
         if response.status_code in (400, 404):
-            raise errors.InputError(str(data.get("error", response.text)))
+            message = str(data.get("error", response.text))
+            raise errors.InputError([errors.Issue(file="lab", line=None, message=message)])
         if response.status_code != 200 or not isinstance(data, dict):
             raise errors.PermanentError(f"lab control API: {method} {path} answered {response.status_code}")
         return data
