@@ -378,3 +378,41 @@ async def test_error_answers_follow_the_vendor_error_contract(tmp_path: Path, cl
     assert set(errors_seen) == {401, 404, 429, 503}
     for status, body in errors_seen.items():
         assert body["httpStatus"] == status and body["messages"][0]["message"]
+
+
+async def test_a_switch_lands_in_a_real_powerdns(tmp_path: Path) -> None:
+    """The lab's path: per-record changes through the emulator become one rrset in a real
+    pdns_server (via the PowerDNS DnsBackend), answered by a real resolver."""
+    import dns.asyncresolver
+
+    from failover.lab import pdns
+    from providers.ionos.emulator import IonosEmulator
+    from providers.powerdns.backend import PowerDnsBackend
+
+    server = await pdns.start_powerdns()
+    backend = PowerDnsBackend(api_url=server.api_url, api_key=server.api_key)
+    emu = IonosEmulator(dns=backend, settle_delay=0.05)
+    provider: IonosProvider | None = None
+    try:
+        await backend.api.ensure_zone(ZONE)
+        await emu.start()
+        emu.add_zone(ZONE)
+        provider = IonosProvider(ionos_lab.settings_for(emu, tmp_path))
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = [server.host], server.dns_port
+
+        async def answer() -> list[str]:
+            found = await resolver.resolve(WWW, "A", lifetime=2.0)
+            return sorted(r.to_text() for r in found)
+
+        await provider.dns_set(ZONE, WWW, "A", ("192.0.2.1", "192.0.2.2"), 60)
+        assert await answer() == ["192.0.2.1", "192.0.2.2"]
+        await provider.dns_set(ZONE, WWW, "A", ("192.0.2.3",), 60)
+        assert await answer() == ["192.0.2.3"]
+        assert await provider.dns_get(ZONE, WWW, "A") == await backend.get(ZONE, WWW, "A")
+    finally:
+        if provider is not None:
+            await provider.close()
+        await emu.close()
+        await backend.close()
+        await server.stop()
