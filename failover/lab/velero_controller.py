@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,6 +70,7 @@ class VeleroController:
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._pending: set[tuple[str, str]] = set()
         self._active: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._coros: dict[tuple[str, str], Coroutine[Any, Any, Any]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
@@ -98,8 +99,11 @@ class VeleroController:
     async def stop(self) -> None:
         """Stop reconciling; running backups/restores are cancelled (they stay InProgress)."""
         self._running = False
-        await tasks.cancel_and_wait(*self._tasks, *self._active.values())
-        self._tasks, self._active = [], {}
+        active = dict(self._active)
+        await tasks.cancel_and_wait(*self._tasks, *active.values())
+        for coro in self._coros.values():
+            coro.close()  # a task cancelled before its first step never awaited its coroutine
+        self._tasks, self._active, self._coros = [], {}, {}
 
     def _fail_interrupted(self) -> None:
         for rt, what in ((kt.VELERO_BACKUPS, "backup"), (kt.VELERO_RESTORES, "restore")):
@@ -150,10 +154,16 @@ class VeleroController:
             except Exception:
                 logger.exception("reconciling %s %s failed", kind, name)
 
-    def _spawn(self, kind: str, name: str, coro: Any) -> None:
+    def _spawn(self, kind: str, name: str, coro: Coroutine[Any, Any, Any]) -> None:
         task = tasks.create_guarded_task(coro, name=f"velero {kind} {name}")
         self._active[(kind, name)] = task
-        task.add_done_callback(lambda _t: self._active.pop((kind, name), None))
+        self._coros[(kind, name)] = coro
+
+        def done(_task: asyncio.Task[Any]) -> None:
+            self._active.pop((kind, name), None)
+            self._coros.pop((kind, name), None)
+
+        task.add_done_callback(done)
 
     # --- backup storage locations -----------------------------------------------------------------
     def _bsl(self, name: str) -> kt.KubeObject | None:
@@ -268,11 +278,14 @@ class VeleroController:
             self.write_status(kt.VELERO_SCHEDULES, name, {"phase": "Enabled", "validationErrors": None})
         if spec.get("paused"):
             return
-        last = models.parse_timestamp(status.get("lastBackup") or _meta(schedule).get("creationTimestamp"),
+        last = models.parse_timestamp(status.get("lastBackup") or status.get("lastSkipped"),
                                       where=f"schedule {name}", what="lastBackup")
         now = self.clock()
-        if last is not None and now - last < interval:
+        if last is None and spec.get("skipImmediately"):
+            self.write_status(kt.VELERO_SCHEDULES, name, {"lastSkipped": models.format_timestamp(now)})
             return
+        if last is not None and now - last < interval:
+            return  # a new schedule (no lastBackup) is due at once, as in Velero
         template = dict(spec.get("template") or {})
         backup = {"apiVersion": "velero.io/v1", "kind": "Backup",
                   "metadata": {"name": f"{name}-{now.astimezone(UTC).strftime('%Y%m%d%H%M%S')}",

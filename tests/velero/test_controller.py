@@ -265,21 +265,37 @@ async def test_restart_never_reruns_a_restore(site_a: Site) -> None:
 
 
 async def test_schedule_every_creates_named_backups_and_cron_is_rejected(site_a: Site) -> None:
-    site_a.store.create(kt.VELERO_SCHEDULES, velero_obj("Schedule", "often", {
-        "schedule": "@every 1s", "template": {"includedNamespaces": ["other"]}}))
+    site_a.store.create(kt.VELERO_SCHEDULES, velero_obj("Schedule", "hourly", {
+        "schedule": "@every 1h", "template": {"includedNamespaces": ["other"]}}))
+    site_a.store.create(kt.VELERO_SCHEDULES, velero_obj("Schedule", "later", {
+        "schedule": "@every 1h", "skipImmediately": True, "template": {}}))
     site_a.store.create(kt.VELERO_SCHEDULES, velero_obj("Schedule", "cron", {"schedule": "0 * * * *",
                                                                              "template": {}}))
 
-    def scheduled() -> list[dict[str, Any]]:
-        found = site_a.store.list(kt.VELERO_BACKUPS, NS, label_selector="velero.io/schedule-name=often")[0]
-        return [b for b in found if (b.get("status") or {}).get("phase") == "Completed"]
+    def of(schedule: str) -> list[dict[str, Any]]:
+        return site_a.store.list(kt.VELERO_BACKUPS, NS, label_selector=f"velero.io/schedule-name={schedule}")[0]
 
-    backups = await wait_for(scheduled, timeout=10)
-    name = backups[0]["metadata"]["name"]
-    assert name.startswith("often-") and len(name) == len("often-") + 14 and name[6:].isdigit()
-    assert backups[0]["spec"]["includedNamespaces"] == ["other"]
-    sched = site_a.store.get(kt.VELERO_SCHEDULES, NS, "often")
+    backup = await wait_for(lambda: phase_of(site_a.store, kt.VELERO_BACKUPS, of("hourly")[0]["metadata"]["name"],
+                                             ("Completed",)) if of("hourly") else None)
+    name = backup["metadata"]["name"]
+    assert name.startswith("hourly-") and len(name) == len("hourly-") + 14 and name[7:].isdigit()
+    assert backup["spec"]["includedNamespaces"] == ["other"]
+    sched = site_a.store.get(kt.VELERO_SCHEDULES, NS, "hourly")
     assert sched["status"]["phase"] == "Enabled" and sched["status"]["lastBackup"].endswith("Z")
     cron = await wait_for(lambda: phase_of(site_a.store, kt.VELERO_SCHEDULES, "cron", ("FailedValidation",)))
     assert "unsupported in lab" in cron["status"]["validationErrors"][0]
-    site_a.store.patch(kt.VELERO_SCHEDULES, NS, "often", {"spec": {"paused": True}})
+    await asyncio.sleep(0.5)  # a few more schedule ticks: nothing else is due within the hour
+    assert len(of("hourly")) == 1 and of("later") == []
+    assert site_a.store.get(kt.VELERO_SCHEDULES, NS, "later")["status"]["lastSkipped"].endswith("Z")
+    for schedule in ("hourly", "later", "cron"):
+        site_a.store.delete(kt.VELERO_SCHEDULES, NS, schedule)
+
+
+async def test_schedule_every_runs_again_after_the_interval(site_a: Site) -> None:
+    site_a.store.create(kt.VELERO_SCHEDULES, velero_obj("Schedule", "often", {
+        "schedule": "@every 1s", "template": {"includedNamespaces": ["other"]}}))
+    try:
+        await wait_for(lambda: len(site_a.store.list(kt.VELERO_BACKUPS, NS,
+                                                     label_selector="velero.io/schedule-name=often")[0]) >= 2)
+    finally:
+        site_a.store.delete(kt.VELERO_SCHEDULES, NS, "often")
