@@ -48,9 +48,11 @@ class Lab:
 def make_config(tmp: Path, **policy: Any) -> Path:
     data = yaml.safe_load((REPO / "config" / "lab.yaml").read_text())
     data["workplace"]["profile"] = str(REPO / "config" / "workplaces" / "opendesk.yaml")
-    data["health"].update({"interval": 0.5, "timeout": 0.8, "fail_after": 3, "recover_after": 2})
-    data["lab"].update({"backup_interval": "@every 3s", "sync_period": 0.5, "ready_delay": 0.3,
-                        "restore_item_delay": 0.0, "slow_latency": 2.0})
+    # margins as in production (a loaded CI machine must not look like an outage)
+    data["health"].update({"interval": 1.0, "timeout": 2.0, "storage_timeout": 10.0, "fail_after": 3,
+                           "recover_after": 2})
+    data["lab"].update({"backup_interval": "@every 5s", "sync_period": 0.5, "ready_delay": 0.3,
+                        "restore_item_delay": 0.0, "slow_latency": 3.0})
     data["policy"].update({"cooldown": 300, **policy})
     path = tmp / "lab.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
