@@ -61,7 +61,7 @@ def settings_for(emu: IonosEmulator, tmp_path: Path, *, timeout: float = 2.0, to
     settings = emu.settings()
     return settings.model_copy(update={
         "credentials": files,
-        "options": {**settings.options, "poll_interval": "0.02", "dns_timeout": "5", "attempts": "3",
+        "options": {**settings.options, "poll_interval": "0.05", "dns_timeout": "5", "attempts": "3",
                     **options},
         "timeout": timeout,
     })

@@ -75,8 +75,11 @@ def cloudapi_doc() -> dict[str, object]:
 @pytest.fixture(scope="session")
 def cloudapi_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The Cloud API v6 spec with the live API's additions (see the module docstring)."""
-    doc = copy.deepcopy(cloudapi_doc())
-    schemas = doc["components"]["schemas"]  # type: ignore[index]
+    original = cloudapi_doc()
+    schemas = dict(original["components"]["schemas"])  # type: ignore[index]
+    for name in ("DatacenterElementMetadata", "KubernetesNodePoolProperties"):  # copied, then patched
+        schemas[name] = copy.deepcopy(schemas[name])
+    doc = {**original, "components": {**original["components"], "schemas": schemas}}  # type: ignore[dict-item]
     schemas["DatacenterElementMetadata"]["properties"]["state"]["enum"] += ADDED_STATES
     pool = schemas["KubernetesNodePoolProperties"]["properties"]
     pool["serverType"] = {"type": "string", "enum": ["DedicatedCore", "VCPU"]}
@@ -85,7 +88,7 @@ def cloudapi_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     pool["taints"] = {"type": "array", "items": taint}
     # only the managed-Kubernetes paths are kept (every schema stays): openapi-core validates the
     # whole document on load, 4 s for all 114 paths, under 1 s for the /k8s ones
-    doc["paths"] = {k: v for k, v in doc["paths"].items() if k.startswith("/k8s")}  # type: ignore[attr-defined]
+    doc["paths"] = {k: v for k, v in original["paths"].items() if k.startswith("/k8s")}  # type: ignore[attr-defined]
     path = tmp_path_factory.mktemp("ionos-spec") / "cloudapi-v6-patched.json"
     path.write_text(json.dumps(doc, default=str), encoding="utf-8")
     yield path
