@@ -318,6 +318,9 @@ class VeleroController:
         else:
             if (bsl.get("spec") or {}).get("accessMode") == "ReadOnly":
                 problems.append(READ_ONLY_MESSAGE % bsl_name)
+            if (bsl.get("status") or {}).get("phase") == models.BslPhase.UNAVAILABLE:
+                problems.append(f"backup can't be created because BackupStorageLocation {bsl_name} is in "
+                                "Unavailable status.")
             loc, why = self.location_of(bsl)
             if why:
                 problems.append(why)

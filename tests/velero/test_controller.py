@@ -215,12 +215,17 @@ async def test_restore_fails_when_the_bsl_is_unavailable(site_a: Site) -> None:
     try:
         done = await site_a.run_to_end(kt.VELERO_RESTORES, "r-unavail", {"backupName": "b-unavail"})
         bsl = site_a.store.get(kt.VELERO_BSLS, NS, "default")
+        refused = await site_a.run_to_end(kt.VELERO_BACKUPS, "b-refused", {})
     finally:
         async with s3.open_client(site_a.loc) as client:
             await client.delete_object(Bucket=site_a.loc.bucket, Key="not-velero/x")
+        await wait_for(lambda: phase_of(site_a.store, kt.VELERO_BSLS, "default", ("Available",)))
     assert done["status"]["phase"] == "Failed"
     assert done["status"]["failureReason"] == "The BSL default is unavailable, cannot retrieve the backup"
     assert bsl["status"]["phase"] == "Unavailable" and "not-velero" in bsl["status"]["message"]
+    assert refused["status"]["phase"] == "FailedValidation"
+    assert refused["status"]["validationErrors"] == [
+        "backup can't be created because BackupStorageLocation default is in Unavailable status."]
 
 
 async def test_existing_objects_none_warns_update_replaces_and_results_are_uploaded(site_a: Site) -> None:
