@@ -355,7 +355,8 @@ class IonosProvider(base.Provider):
             found = keep.get(value)
             if found is not None and _ttl(found) == ttl and found.get("properties", {}).get("enabled", True) \
                     and found.get("metadata", {}).get("state") != "FAILED":  # a failed change is retried
-                wait.append(str(found["id"]))
+                if found.get("metadata", {}).get("state") != "AVAILABLE":
+                    wait.append(str(found["id"]))  # someone's identical change in flight: await it
                 continue
             record_id = str(found["id"]) if found is not None else (
                 str(spare.pop(0)["id"]) if spare else str(uuid.uuid4()))

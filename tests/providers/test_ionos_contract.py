@@ -236,8 +236,10 @@ async def test_dns_set_is_idempotent_and_waits_for_the_applied_state(tmp_path: P
         assert (await lab.dns.get(ZONE, WWW, "A")) == result
         assert [r.state for r in lab.emulator.records.values()] == ["AVAILABLE", "AVAILABLE"]
         assert writes(lab) == 2  # one PUT per value: IONOS keeps records, not record sets
+        before = len(lab.emulator.exchanges)
         again = await lab.provider.dns_set(ZONE, WWW, "A", ("192.0.2.7", "192.0.2.8"), 60)
         assert again == result and writes(lab) == 2
+        assert len(lab.emulator.exchanges) == before + 1  # one listing, nothing to write or await
         switched = await lab.provider.dns_set(ZONE, WWW, "A", ("192.0.2.9",), 60)
         assert (await lab.dns.get(ZONE, WWW, "A")) == switched
         # the surplus record was deleted and awaited until gone
