@@ -6,13 +6,17 @@ One cluster-wide ``resourceVersion`` counter orders every change; creates set ``
 status subresource and the main resource never overwrite each other. Watches replay a bounded
 history, so a client resuming from a recent resourceVersion misses nothing, and one resuming from
 an expired version gets :class:`~failover.lab.kube.types.Gone` (410), as from a real API server.
+
+Objects are indexed per resource type, so four clusters in one process can each list thousands
+of objects with a selector in milliseconds. Watchers are woken through plain events set
+synchronously by the mutation, so a mutation never spawns a task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import itertools
+import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -23,7 +27,10 @@ from failover.lab.kube import patch as patching
 from failover.lab.kube import selectors
 from failover.lab.kube import types as kt
 
-Key = tuple[str, str, str]  # (resource key, namespace or "", name)
+logger = logging.getLogger(__name__)
+
+ObjKey = tuple[str, str]  # (namespace or "", name)
+_STALE = "the object has been modified; please apply your changes to the latest version and try again"
 
 
 def _now() -> str:
@@ -37,55 +44,65 @@ def _meta(obj: kt.KubeObject) -> dict[str, Any]:
     return meta
 
 
+def _not_found(rt: kt.ResourceType, name: str) -> kt.NotFound:
+    return kt.NotFound(f'{rt.group_resource} "{name}" not found')
+
+
 class MemoryStore:
     """Implements :class:`failover.lab.kube.types.Store` for one cluster."""
 
     def __init__(self, *, history: int = 1000) -> None:
-        self._objects: dict[Key, kt.KubeObject] = {}
-        self._rv = itertools.count(1)
+        self._objects: dict[str, dict[ObjKey, kt.KubeObject]] = {rt.key: {} for rt in kt.ALL}
         self._last_rv = 0
-        self._history: deque[tuple[int, kt.ResourceType, kt.WatchEvent]] = deque(maxlen=history)
+        # one entry per resourceVersion, so history[i] has rv == oldest + i
+        self._history: deque[tuple[int, kt.ResourceType, kt.WatchEvent]] = deque(maxlen=max(1, history))
         self._listeners: list[kt.Listener] = []
-        self._changed = asyncio.Condition() if _has_loop() else None
+        self._waiters: set[asyncio.Event] = set()
 
     # --- reads -------------------------------------------------------------------------------------
     @property
     def resource_version(self) -> str:
+        """The cluster's current resourceVersion (the last change's)."""
         return str(self._last_rv)
 
     def get(self, rt: kt.ResourceType, namespace: str | None, name: str) -> kt.KubeObject:
-        obj = self._objects.get(self._key(rt, namespace, name))
+        obj = self._table(rt).get(self._key(rt, namespace, name))
         if obj is None:
-            raise kt.NotFound(f'{rt.group_resource} "{name}" not found')
+            raise _not_found(rt, name)
         return copy.deepcopy(obj)
 
     def list(self, rt: kt.ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None) -> tuple[list[kt.KubeObject], str]:
         labels = selectors.parse_labels(label_selector)
         fields = selectors.parse_fields(field_selector)
-        out = [copy.deepcopy(obj) for (res, ns, _), obj in sorted(self._objects.items())
-               if res == rt.key and (namespace is None or not rt.namespaced or ns == namespace)
-               and selectors.matches(obj, labels, fields)]
+        table = self._table(rt)
+        scoped = namespace is not None and rt.namespaced
+        out = [copy.deepcopy(table[key]) for key in sorted(table)
+               if (not scoped or key[0] == namespace) and selectors.matches(table[key], labels, fields)]
         return out, str(self._last_rv)
 
     # --- writes ------------------------------------------------------------------------------------
     def create(self, rt: kt.ResourceType, obj: kt.KubeObject) -> kt.KubeObject:
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise kt.Invalid("metadata must be an object")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
         name = meta.get("name")
-        if not name:
-            raise kt.Invalid(f"{rt.kind}: metadata.name is required")
+        if not name or not isinstance(name, str):
+            raise kt.Invalid(f"{rt.kind}: metadata.name: Required value: name or generateName is required")
         namespace = meta.get("namespace") if rt.namespaced else None
         if rt.namespaced and not namespace:
-            raise kt.Invalid(f"{rt.kind} {name}: metadata.namespace is required")
-        if rt.namespaced and self._key(kt.NAMESPACES, None, str(namespace)) not in self._objects:
-            raise kt.NotFound(f'namespaces "{namespace}" not found')
+            raise kt.Invalid(f"{rt.kind} {name}: metadata.namespace: Required value")
+        if rt.namespaced and ("", str(namespace)) not in self._table(kt.NAMESPACES):
+            raise _not_found(kt.NAMESPACES, str(namespace))
         key = self._key(rt, namespace, name)
-        if key in self._objects:
+        if key in self._table(rt):
             raise kt.AlreadyExists(f'{rt.group_resource} "{name}" already exists')
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        for server_field in ("resourceVersion", "deletionTimestamp"):
+            meta.pop(server_field, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
         if not rt.namespaced:
             meta.pop("namespace", None)
@@ -95,24 +112,20 @@ class MemoryStore:
 
     def update(self, rt: kt.ResourceType, obj: kt.KubeObject, *, subresource: str | None = None) -> kt.KubeObject:
         meta = _meta(obj)
-        namespace = meta.get("namespace") if rt.namespaced else None
-        key = self._key(rt, namespace, str(meta.get("name", "")))
-        current = self._objects.get(key)
+        name = str(meta.get("name", ""))
+        key = self._key(rt, meta.get("namespace") if rt.namespaced else None, name)
+        current = self._table(rt).get(key)
         if current is None:
-            raise kt.NotFound(f'{rt.group_resource} "{meta.get("name")}" not found')
-        sent_rv = meta.get("resourceVersion")
-        if sent_rv and str(sent_rv) != current["metadata"]["resourceVersion"]:
-            raise kt.Conflict(f'Operation cannot be fulfilled on {rt.group_resource} "{meta["name"]}": '
-                              "the object has been modified; please apply your changes to the latest version "
-                              "and try again")
+            raise _not_found(rt, name)
+        self._check_rv(rt, name, meta.get("resourceVersion"), current)
         return self._replace(rt, key, current, copy.deepcopy(obj), subresource)
 
     def patch(self, rt: kt.ResourceType, namespace: str | None, name: str, patch: Any, *,
               patch_type: str = "merge", subresource: str | None = None) -> kt.KubeObject:
         key = self._key(rt, namespace, name)
-        current = self._objects.get(key)
+        current = self._table(rt).get(key)
         if current is None:
-            raise kt.NotFound(f'{rt.group_resource} "{name}" not found')
+            raise _not_found(rt, name)
         try:
             if patch_type == "json":
                 patched = patching.json_patch(current, patch)
@@ -120,25 +133,29 @@ class MemoryStore:
                 patched = patching.merge_patch(current, patch)
         except patching.PatchError as exc:
             raise kt.Invalid(str(exc)) from exc
-        sent_rv = (patched.get("metadata") or {}).get("resourceVersion")
-        if sent_rv and str(sent_rv) != current["metadata"]["resourceVersion"]:
-            raise kt.Conflict(f'Operation cannot be fulfilled on {rt.group_resource} "{name}": '
-                              "the object has been modified")
+        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+            raise kt.Invalid("the patch removed the object's metadata")
+        self._check_rv(rt, name, patched["metadata"].get("resourceVersion"), current)
         return self._replace(rt, key, current, patched, subresource)
 
     def delete(self, rt: kt.ResourceType, namespace: str | None, name: str) -> kt.KubeObject:
         key = self._key(rt, namespace, name)
-        obj = self._objects.get(key)
-        if obj is None:
-            raise kt.NotFound(f'{rt.group_resource} "{name}" not found')
+        if key not in self._table(rt):
+            raise _not_found(rt, name)
         if rt is kt.NAMESPACES:
-            for other in [k for k in self._objects if k[1] == name and k[0] != kt.NAMESPACES.key]:
-                other_rt = kt.BY_KEY[other[0]]
-                self._remove(other_rt, other)
+            for other in kt.ALL:
+                if other.namespaced:
+                    for obj_key in [k for k in self._table(other) if k[0] == name]:
+                        self._remove(other, obj_key)
         return self._remove(rt, key)
 
     def add_listener(self, listener: kt.Listener) -> None:
         self._listeners.append(listener)
+
+    def remove_listener(self, listener: kt.Listener) -> None:
+        """Stop calling ``listener`` (a stopped controller detaches itself)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     # --- watch -------------------------------------------------------------------------------------
     async def watch(self, rt: kt.ResourceType, namespace: str | None = None, *, resource_version: str | None = None,
@@ -146,12 +163,14 @@ class MemoryStore:
                     field_selector: str | None = None) -> AsyncIterator[kt.WatchEvent]:
         labels = selectors.parse_labels(label_selector)
         fields = selectors.parse_fields(field_selector)
+        scoped = namespace is not None and rt.namespaced
 
         def wanted(ev_rt: kt.ResourceType, ev: kt.WatchEvent) -> bool:
-            meta = ev.object.get("metadata") or {}
-            return ev_rt.key == rt.key and (namespace is None or not rt.namespaced
-                                            or meta.get("namespace") == namespace) \
-                and selectors.matches(ev.object, labels, fields)
+            if ev_rt.key != rt.key:
+                return False
+            if scoped and (ev.object.get("metadata") or {}).get("namespace") != namespace:
+                return False
+            return selectors.matches(ev.object, labels, fields)
 
         if not resource_version or resource_version == "0":
             objects, rv = self.list(rt, namespace, label_selector=label_selector, field_selector=field_selector)
@@ -159,93 +178,90 @@ class MemoryStore:
                 yield kt.WatchEvent(kt.EventType.ADDED, obj)
             since = int(rv)
         else:
-            since = int(resource_version)
-            oldest = self._history[0][0] if self._history else self._last_rv + 1
-            if since < oldest - 1 and since < self._last_rv:
-                raise kt.Gone(f"too old resource version: {since} ({oldest - 1})")
-        condition = self._condition()
-        while True:
-            for rv_, ev_rt, ev in list(self._history):
-                if rv_ > since:
+            try:
+                since = int(resource_version)
+            except ValueError as exc:
+                raise kt.Invalid(f"invalid resourceVersion {resource_version!r}") from exc
+            self._check_not_expired(since)
+        wake = asyncio.Event()
+        self._waiters.add(wake)
+        try:
+            while True:
+                wake.clear()
+                while since < self._last_rv:
+                    self._check_not_expired(since)
+                    rv_, ev_rt, ev = self._history[since + 1 - self._history[0][0]]
                     since = rv_
                     if wanted(ev_rt, ev):
                         yield kt.WatchEvent(ev.type, copy.deepcopy(ev.object))
-            async with condition:
-                if self._last_rv <= since:
-                    await condition.wait()
+                await wake.wait()
+        finally:
+            self._waiters.discard(wake)
 
     # --- internals ---------------------------------------------------------------------------------
     @staticmethod
-    def _key(rt: kt.ResourceType, namespace: str | None, name: str) -> Key:
-        return (rt.key, (namespace or "") if rt.namespaced else "", name)
+    def _key(rt: kt.ResourceType, namespace: str | None, name: str) -> ObjKey:
+        return ((namespace or "") if rt.namespaced else "", name)
 
-    def _condition(self) -> asyncio.Condition:
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        return self._changed
+    def _table(self, rt: kt.ResourceType) -> dict[ObjKey, kt.KubeObject]:
+        return self._objects.setdefault(rt.key, {})
 
-    def _replace(self, rt: kt.ResourceType, key: Key, current: kt.KubeObject, new: kt.KubeObject,
+    def _check_rv(self, rt: kt.ResourceType, name: str, sent: Any, current: kt.KubeObject) -> None:
+        if sent and str(sent) != current["metadata"]["resourceVersion"]:
+            raise kt.Conflict(f'Operation cannot be fulfilled on {rt.group_resource} "{name}": {_STALE}')
+
+    def _check_not_expired(self, since: int) -> None:
+        oldest = self._history[0][0] if self._history else self._last_rv + 1
+        if since < oldest - 1:
+            raise kt.Gone(f"too old resource version: {since} ({oldest - 1})")
+
+    def _replace(self, rt: kt.ResourceType, key: ObjKey, current: kt.KubeObject, new: kt.KubeObject,
                  subresource: str | None) -> kt.KubeObject:
-        merged = copy.deepcopy(current)
         if subresource == "status":
+            merged = copy.deepcopy(current)
             merged["status"] = new.get("status", {})
         elif subresource == "scale":
+            merged = copy.deepcopy(current)
             merged.setdefault("spec", {})["replicas"] = int((new.get("spec") or {}).get("replicas", 0))
         else:
-            keep_status = "status" in rt.subresources
-            status = merged.get("status")
             merged = new
             meta = merged.setdefault("metadata", {})
             for field in ("uid", "creationTimestamp", "generation", "namespace", "name"):
                 if field in current["metadata"]:
                     meta[field] = current["metadata"][field]
-            if keep_status:
-                if status is None:
-                    merged.pop("status", None)
+            if "status" in rt.subresources:  # the main resource never writes status
+                if "status" in current:
+                    merged["status"] = copy.deepcopy(current["status"])
                 else:
-                    merged["status"] = status
+                    merged.pop("status", None)
             merged["apiVersion"], merged["kind"] = rt.api_version, rt.kind
+        merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if merged.get("spec") != current.get("spec"):
             merged["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         if merged == current:
             return copy.deepcopy(current)  # a no-op write does not bump the resourceVersion
         return self._commit(rt, key, merged, kt.EventType.MODIFIED)
 
-    def _commit(self, rt: kt.ResourceType, key: Key, obj: kt.KubeObject, kind: kt.EventType) -> kt.KubeObject:
-        self._last_rv = next(self._rv)
+    def _commit(self, rt: kt.ResourceType, key: ObjKey, obj: kt.KubeObject, kind: kt.EventType) -> kt.KubeObject:
+        self._last_rv += 1
         obj["metadata"]["resourceVersion"] = str(self._last_rv)
-        self._objects[key] = obj
+        self._table(rt)[key] = obj
         self._emit(rt, kt.WatchEvent(kind, copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
-    def _remove(self, rt: kt.ResourceType, key: Key) -> kt.KubeObject:
-        obj = self._objects.pop(key)
-        self._last_rv = next(self._rv)
+    def _remove(self, rt: kt.ResourceType, key: ObjKey) -> kt.KubeObject:
+        obj = self._table(rt).pop(key)
+        self._last_rv += 1
         obj["metadata"]["resourceVersion"] = str(self._last_rv)
         self._emit(rt, kt.WatchEvent(kt.EventType.DELETED, copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
     def _emit(self, rt: kt.ResourceType, event: kt.WatchEvent) -> None:
         self._history.append((self._last_rv, rt, event))
+        for wake in self._waiters:
+            wake.set()
         for listener in list(self._listeners):
-            listener(rt, event)
-        if self._changed is not None:
-            condition = self._changed
-
-            async def wake() -> None:
-                async with condition:
-                    condition.notify_all()
-
             try:
-                asyncio.get_running_loop().create_task(wake())
-            except RuntimeError:
-                pass
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
+                listener(rt, event)
+            except Exception:  # a broken controller must not fail the client's write
+                logger.exception("kube store listener %r failed on %s %s", listener, event.type.value, rt.key)
