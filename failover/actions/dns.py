@@ -39,13 +39,17 @@ async def dns_switch(ctx: StepContext, p: SwitchParams) -> StepResult:
     ttl = p.ttl or svc.runtime.config.dns.ttl
     adapter = svc.dns_provider()
     names = sorted(svc.runtime.hostnames.values())
-    changed = 0
-    for fqdn in names:
-        current = await adapter.dns_get(zone, f"{fqdn}.", "A")
-        if current is not None and current.values == (address,) and current.ttl == ttl:
-            continue
-        await adapter.dns_set(zone, f"{fqdn}.", "A", (address,), ttl)
-        changed += 1
+    limit = asyncio.Semaphore(4)  # a few at a time: async provider APIs poll each change
+
+    async def one(fqdn: str) -> bool:
+        async with limit:
+            current = await adapter.dns_get(zone, f"{fqdn}.", "A")
+            if current is not None and current.values == (address,) and current.ttl == ttl:
+                return False
+            await adapter.dns_set(zone, f"{fqdn}.", "A", (address,), ttl)
+            return True
+
+    changed = sum(await asyncio.gather(*(one(fqdn) for fqdn in names)))
     ctx.progress(f"{changed} of {len(names)} records set to {address} (ttl {ttl}s); verifying")
     if svc.resolver is not None:
         resolver = svc.resolver

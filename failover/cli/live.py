@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.markup import escape
+
 from failover.cli import output
 from failover.playbook.observers import RunObserver
 
@@ -29,17 +31,17 @@ class LiveView(RunObserver):
         self._say(f"[bold]run {run.id}[/bold] ({run.playbook}) started")
 
     async def step_started(self, run: Any, step: Any) -> None:
-        self._say(f"  → {step.key}")
+        self._say(f"  → {escape(str(step.key))}")
 
     async def step_progress(self, run: Any, step: Any, message: str) -> None:
-        self._say(f"      {message}")
+        self._say(f"      {escape(message)}")
 
     async def step_finished(self, run: Any, step: Any) -> None:
         status = str(step.status)
-        extra = f": {step.error}" if step.error else ""
+        extra = f": {escape(str(step.error))}" if step.error else ""
         duration = getattr(step, "duration", None)
         took = f" ({duration:.1f}s)" if isinstance(duration, (int, float)) else ""
-        self._say(f"  {_ICONS.get(status, status)} {step.key}{took}{extra}")
+        self._say(f"  {_ICONS.get(status, status)} {escape(str(step.key))}{took}{extra}")
 
     async def run_finished(self, run: Any) -> None:
         self._say(f"[bold]run {run.id}[/bold] {run.phase}")
@@ -55,4 +57,5 @@ def print_summary(doc: dict[str, Any]) -> None:
         c.print(f"  data-loss window: {doc['data_loss_window_s']:.1f}s (backup {doc.get('backup')})")
     for s in doc["steps"]:
         d = s.get("duration_s")
-        c.print(f"  {s['status']:>9}  {s['key']:<28} {'' if d is None else f'{d:.2f}s'} {s.get('error') or ''}")
+        took = "" if d is None else f"{d:.2f}s"
+        c.print(escape(f"  {s['status']:>9}  {s['key']:<28} {took:>7} {s.get('error') or ''}"))

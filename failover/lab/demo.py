@@ -6,9 +6,9 @@
 3. the active site's provider goes down;
 4. the daemon detects it, fences, restores on the best ready standby group by group, moves DNS,
    verifies every app — shown step by step as it happens;
-5. the summary: RTO from outage start and from detection, the data-loss window, and the records
-   users had written that the new site does not hold (counted, not estimated);
-6. the old site comes back and stays fenced; the lab goes down.
+5. the old site comes back and stays fenced;
+6. the summary: RTO from outage start and from detection, the data-loss window, and the records
+   users had written that the new site does not hold (counted, not estimated); the lab goes down.
 
 It drives the product exactly as an operator would: the lab through its CLI, the daemon in-process.
 """
@@ -122,7 +122,7 @@ async def story(args: argparse.Namespace, rt: runtime.Runtime, t0: float) -> dic
         target = str(doc.get("to"))
         held = await _records(rt, target)
         lost = sorted(set(gen.acked) - held)
-        say(args, f"[bold]6. the old site comes back[/bold]: healing {source}")
+        say(args, f"[bold]5. the old site comes back[/bold]: healing {source}")
         _cli(args, "lab", "heal", source)
         await asyncio.sleep(cfg.health.interval * (cfg.health.recover_after + 2))
         roles = daemon_mod.roles_of(store, cfg)
@@ -143,7 +143,7 @@ def _summary(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if args.json:
         return
     c = output.console
-    c.print("\n[bold]5. summary[/bold] (Übungsbericht in short)")
+    c.print("\n[bold]6. summary[/bold] (Übungsbericht in short)")
     live.print_summary(result["run"])
     c.print(f"  records written by users: {result['records_written']}; lost: {result['records_lost']}")
     c.print(f"  after healing: active={result['active_after_heal']}, "
