@@ -10,6 +10,7 @@ subresources. Errors are ``Status`` objects with the reason and code the real se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ def status_error(exc: kt.KubeStoreError, *, rt: kt.ResourceType | None = None, n
     if name:
         details["name"] = name
     if rt is not None:
-        details.update(group=rt.group, kind=rt.plural)
+        details.update({"group": rt.group} if rt.group else {}, kind=rt.plural)
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": str(exc),
             "reason": exc.reason, "details": details, "code": exc.code}
     return web.json_response(body, status=exc.code)
@@ -109,7 +110,10 @@ class Handler:
         else:
             return status_error(kt.NotFound(f"the server could not find the requested resource ({request.path})"))
         if len(parts) == 2:
-            return web.json_response(_resource_list(parts[0], parts[1]))
+            listing = _resource_list(parts[0], parts[1])
+            if not listing["resources"] or request.method != "GET":
+                return status_error(kt.NotFound(f"the server could not find the requested resource ({request.path})"))
+            return web.json_response(listing)
         target = parse_target(parts)
         if target is None:
             return status_error(kt.NotFound(f"the server could not find the requested resource ({request.path})"))
@@ -153,6 +157,7 @@ class Handler:
         if method == "PATCH":
             return await self._patch(request, t)
         if method == "DELETE":
+            await self._check_delete_preconditions(request, t)
             return web.json_response(self.store.delete(t.rt, t.namespace, t.name))
         raise _method_not_allowed(method)
 
@@ -177,6 +182,23 @@ class Handler:
         else:
             obj = self.store.patch(t.rt, t.namespace, t.name, patch, patch_type=kind, subresource=t.subresource)
         return web.json_response(_scale(t.rt, obj) if t.subresource == "scale" else obj)
+
+    async def _check_delete_preconditions(self, request: web.Request, t: Target) -> None:
+        """A DeleteOptions body may carry ``preconditions``; a stale one is a 409 like any write."""
+        if not request.can_read_body:
+            return
+        raw = await request.read()
+        options = json.loads(raw) if raw.strip() else {}
+        wanted = (options.get("preconditions") or {}) if isinstance(options, dict) else {}
+        if not wanted:
+            return
+        assert t.name is not None
+        meta = self.store.get(t.rt, t.namespace, t.name)["metadata"]
+        for field in ("uid", "resourceVersion"):
+            if wanted.get(field) and wanted[field] != meta.get(field):
+                raise kt.Conflict(f'Operation cannot be fulfilled on {t.rt.group_resource} "{t.name}": '
+                                  f"Precondition failed: {field} in precondition: {wanted[field]}, "
+                                  f"{field} in object meta: {meta.get(field)}")
 
     def _check_body(self, t: Target, body: Any, *, creating: bool) -> None:
         if not isinstance(body, dict):
@@ -222,17 +244,17 @@ class Handler:
                                   label_selector=request.query.get("labelSelector"),
                                   field_selector=request.query.get("fieldSelector"))
         try:
-            async with asyncio.timeout(timeout):
+            async with contextlib.aclosing(stream), asyncio.timeout(timeout):
                 async for event in stream:
                     await send(event.type.value, event.object)
         except TimeoutError:
             if bookmarks:
                 await send("BOOKMARK", {"kind": t.rt.kind, "apiVersion": t.rt.api_version,
                                         "metadata": {"resourceVersion": self.store.resource_version}})
-        except kt.Gone as exc:
+        except kt.KubeStoreError as exc:  # 410 Expired above all: the client relists
             await send("ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                 "message": str(exc), "reason": "Expired", "code": 410})
-        except (ConnectionResetError, asyncio.CancelledError):
+                                 "message": str(exc), "reason": exc.reason, "code": exc.code})
+        except ConnectionResetError:
             return response
         await response.write_eof()
         return response
@@ -315,6 +337,4 @@ async def start_kube_api(store: MemoryStore, *, host: str = "127.0.0.1", port: i
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None and isinstance(server, asyncio.base_events.Server)
-    return KubeApiServer(store, runner, host, int(server.sockets[0].getsockname()[1]))
+    return KubeApiServer(store, runner, host, int(runner.addresses[0][1]))

@@ -19,7 +19,7 @@ import copy
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,7 +160,7 @@ class MemoryStore:
     # --- watch -------------------------------------------------------------------------------------
     async def watch(self, rt: kt.ResourceType, namespace: str | None = None, *, resource_version: str | None = None,
                     label_selector: str | None = None,
-                    field_selector: str | None = None) -> AsyncIterator[kt.WatchEvent]:
+                    field_selector: str | None = None) -> AsyncGenerator[kt.WatchEvent, None]:
         labels = selectors.parse_labels(label_selector)
         fields = selectors.parse_fields(field_selector)
         scoped = namespace is not None and rt.namespaced

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from failover import tasks
 from failover.lab.kube import types as kt
 from failover.lab.kube.store import MemoryStore
 
 logger = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
 
 WORKLOADS = (kt.DEPLOYMENTS, kt.STATEFULSETS)
 
@@ -26,7 +32,7 @@ class WorkloadController:
         self.ready_delay = ready_delay
         self.nodes = nodes
         self.failed: set[tuple[str, str]] = set()
-        self._pending: dict[tuple[str, str, str], asyncio.Task[None | None]] = {}
+        self._pending: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         self._running = False
 
     async def start(self) -> None:
@@ -45,6 +51,7 @@ class WorkloadController:
 
     async def stop(self) -> None:
         self._running = False
+        self.store.remove_listener(self._on_event)
         await tasks.cancel_and_wait(*self._pending.values())
         self._pending.clear()
 
@@ -64,8 +71,34 @@ class WorkloadController:
                 continue
 
     def _on_event(self, rt: kt.ResourceType, event: kt.WatchEvent) -> None:
-        if rt in WORKLOADS and event.type is not kt.EventType.DELETED and self._running:
+        if rt not in WORKLOADS or not self._running:
+            return
+        if event.type is kt.EventType.DELETED:
+            self._forget(rt, event.object)
+        else:
             self._schedule(rt, event.object)
+
+    def _forget(self, rt: kt.ResourceType, obj: kt.KubeObject) -> None:
+        """A deleted workload's Pods go too, as the garbage collector removes owned objects."""
+        meta = obj["metadata"]
+        key = (rt.key, str(meta.get("namespace")), str(meta["name"]))
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            pending.cancel()
+        self._pending[key] = tasks.create_guarded_task(self._delete_pods(obj), name=f"workload gc {key[2]}")
+
+    async def _delete_pods(self, owner: kt.KubeObject) -> None:
+        meta = owner["metadata"]
+        for pod in self._owned_pods(owner):
+            try:
+                self.store.delete(kt.PODS, meta["namespace"], pod)
+            except kt.NotFound:
+                continue
+
+    def _owned_pods(self, owner: kt.KubeObject) -> set[str]:
+        meta = owner["metadata"]
+        return {p["metadata"]["name"] for p in self.store.list(kt.PODS, meta["namespace"])[0]
+                if any(r.get("uid") == meta["uid"] for r in p["metadata"].get("ownerReferences", []))}
 
     def _schedule(self, rt: kt.ResourceType, obj: kt.KubeObject, *, immediate: bool = False) -> None:
         meta = obj["metadata"]
@@ -92,10 +125,14 @@ class WorkloadController:
             return
         want = int((obj.get("spec") or {}).get("replicas", 1))
         ready = 0 if (namespace, name) in self.failed else want
-        status = {"replicas": want, "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": want,
-                  "observedGeneration": obj["metadata"].get("generation", 1),
-                  "conditions": [{"type": "Available", "status": "True" if ready >= want else "False",
-                                  "reason": "MinimumReplicasAvailable" if ready >= want else "Unavailable"}]}
+        status: dict[str, object] = {"replicas": want, "readyReplicas": ready, "availableReplicas": ready,
+                                     "updatedReplicas": want, "currentReplicas": want,
+                                     "observedGeneration": obj["metadata"].get("generation", 1)}
+        if rt == kt.DEPLOYMENTS:
+            available = ready >= want
+            reason = "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable"
+            status["conditions"] = [{"type": "Available", "status": "True" if available else "False",
+                                     "reason": reason, "lastTransitionTime": _now()}]
         self.store.patch(rt, namespace, name, {"status": status}, subresource="status")
         self._pods(obj, want, ready)
 
@@ -104,8 +141,7 @@ class WorkloadController:
         namespace, name = meta["namespace"], meta["name"]
         labels = ((owner.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") \
             or meta.get("labels") or {}
-        existing = {p["metadata"]["name"] for p in self.store.list(kt.PODS, namespace)[0]
-                    if any(r.get("uid") == meta["uid"] for r in p["metadata"].get("ownerReferences", []))}
+        existing = self._owned_pods(owner)
         wanted = {f"{name}-{i}" for i in range(want)}
         for pod in sorted(existing - wanted):
             self.store.delete(kt.PODS, namespace, pod)
