@@ -1,8 +1,8 @@
 """Keeping secrets out of logs, reports and error messages.
 
 Every secret the process learns at run time (API tokens, passwords, S3 keys) is registered here
-with :func:`register`. A logging filter installed by :func:`install_log_filter` replaces every
-registered value in every log record, and :func:`redact` does the same for any text that is about
+with :func:`register`. :func:`install_log_filter` wraps every handler's formatter so that every
+registered value is masked in every log line, and :func:`redact` does the same for any text that is about
 to leave the process (an error message, a report, a journal entry). Registering is cheap and
 idempotent, so adapters register each token as they receive it.
 """
@@ -63,25 +63,23 @@ def known() -> frozenset[str]:
         return frozenset(_values)
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks registered secrets in the final message."""
+class RedactingFormatter(logging.Formatter):
+    """Wraps a handler's formatter and masks registered secrets in what it produces.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _current_pattern() is None:
-            return True
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
+    A formatter, not a filter: filters rewrite the shared log record in place, so one handler's
+    redaction would change what every other handler sees; formatting is per handler."""
+
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
 
 
 def install_log_filter(logger: logging.Logger | None = None) -> None:
-    """Install the redacting filter on every handler of ``logger`` (default: the root logger)."""
+    """Make every handler of ``logger`` (default: the root logger) mask registered secrets."""
     target = logger or logging.getLogger()
     for handler in target.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+        if not isinstance(handler.formatter, RedactingFormatter):
+            handler.setFormatter(RedactingFormatter(handler.formatter))

@@ -22,10 +22,10 @@ class _Capture(logging.Handler):
         self.lines: list[str] = []
         self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
 
-    def addFilter(self, filter: logging.Filter | logging._FilterCallable) -> None:
-        # the CLI installs the redacting filter on every handler; the scan must see raw lines
-        if not isinstance(filter, secrets.RedactingFilter):
-            super().addFilter(filter)
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        # the CLI makes every handler redact; the scan must see the raw lines
+        if not isinstance(fmt, secrets.RedactingFormatter):
+            super().setFormatter(fmt)
 
     def emit(self, record: logging.LogRecord) -> None:
         ours = record.name.startswith(("failover", "providers", "tests"))
