@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from failover.lab.kube import types as kt
 from failover.lab.kube.store import MemoryStore
+from failover.lab.kube.workloads import WorkloadController
 
 
 def ns(name: str) -> kt.KubeObject:
@@ -98,3 +100,119 @@ def test_deleting_a_namespace_deletes_its_objects() -> None:
     s.create(kt.DEPLOYMENTS, deploy("web"))
     s.delete(kt.NAMESPACES, None, "od")
     assert s.list(kt.DEPLOYMENTS)[0] == []
+
+
+def test_generate_name_and_no_op_writes_keep_the_resource_version() -> None:
+    s = MemoryStore()
+    s.create(kt.NAMESPACES, ns("od"))
+    a = s.create(kt.CONFIGMAPS, {"metadata": {"generateName": "cfg-", "namespace": "od"}, "data": {"k": "v"}})
+    b = s.create(kt.CONFIGMAPS, {"metadata": {"generateName": "cfg-", "namespace": "od"}})
+    assert a["metadata"]["name"].startswith("cfg-") and a["metadata"]["name"] != b["metadata"]["name"]
+    same = s.patch(kt.CONFIGMAPS, "od", a["metadata"]["name"], {"data": {"k": "v"}})
+    assert same["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"] != s.resource_version
+    with pytest.raises(kt.Invalid):
+        s.create(kt.CONFIGMAPS, {"metadata": {"namespace": "od"}})
+
+
+def test_listeners_see_every_mutation_cannot_break_writes_and_can_detach() -> None:
+    s = MemoryStore()
+    seen: list[tuple[str, str]] = []
+
+    def record(rt: kt.ResourceType, ev: kt.WatchEvent) -> None:
+        seen.append((rt.key, ev.type.value))
+
+    def broken(rt: kt.ResourceType, ev: kt.WatchEvent) -> None:
+        raise RuntimeError("controller bug")
+
+    s.add_listener(broken)
+    s.add_listener(record)
+    s.create(kt.NAMESPACES, ns("od"))
+    s.create(kt.DEPLOYMENTS, deploy("web"))
+    s.remove_listener(record)
+    s.delete(kt.DEPLOYMENTS, "od", "web")
+    assert seen == [("namespaces", "ADDED"), ("deployments.apps", "ADDED")]
+    assert s.list(kt.DEPLOYMENTS)[0] == []
+
+
+async def test_a_watcher_that_falls_out_of_history_gets_gone() -> None:
+    s = MemoryStore(history=3)
+    s.create(kt.NAMESPACES, ns("od"))
+    stream = s.watch(kt.CONFIGMAPS, "od", resource_version=s.resource_version)
+    s.create(kt.CONFIGMAPS, {"metadata": {"name": "c0", "namespace": "od"}})
+    first = await asyncio.wait_for(stream.__anext__(), 1)
+    assert first.object["metadata"]["name"] == "c0"
+    for i in range(1, 6):  # the consumer is paused while five more changes arrive
+        s.create(kt.CONFIGMAPS, {"metadata": {"name": f"c{i}", "namespace": "od"}})
+    with pytest.raises(kt.Gone):
+        await asyncio.wait_for(stream.__anext__(), 1)
+
+
+async def test_watch_filters_by_type_namespace_and_selector() -> None:
+    s = MemoryStore()
+    for name in ("od", "other"):
+        s.create(kt.NAMESPACES, ns(name))
+    start = s.resource_version
+    s.create(kt.DEPLOYMENTS, deploy("x", app="a"))
+    s.create(kt.CONFIGMAPS, {"metadata": {"name": "x", "namespace": "od", "labels": {"app": "a"}}})
+    s.create(kt.DEPLOYMENTS, {"metadata": {"name": "y", "namespace": "other", "labels": {"app": "a"}}})
+    s.create(kt.DEPLOYMENTS, deploy("z", app="b"))
+    stream = s.watch(kt.DEPLOYMENTS, "od", resource_version=start, label_selector="app=a")
+    got = await asyncio.wait_for(stream.__anext__(), 1)
+    assert got.object["metadata"]["name"] == "x"
+    s.create(kt.DEPLOYMENTS, deploy("w", app="a"))
+    got = await asyncio.wait_for(stream.__anext__(), 1)
+    assert got.object["metadata"]["name"] == "w"
+    await stream.aclose()
+
+
+def test_listing_2000_objects_with_a_selector_takes_milliseconds() -> None:
+    s = MemoryStore()
+    s.create(kt.NAMESPACES, ns("od"))
+    for i in range(2000):
+        s.create(kt.PODS, {"metadata": {"name": f"p{i:04}", "namespace": "od",
+                                        "labels": {"app": f"a{i % 20}", "tier": "web"}},
+                           "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}})
+    for i in range(500):
+        s.create(kt.CONFIGMAPS, {"metadata": {"name": f"c{i}", "namespace": "od"}})
+    started = time.perf_counter()
+    items, _ = s.list(kt.PODS, "od", label_selector="app in (a3),tier=web", field_selector="status.phase=Running")
+    elapsed = time.perf_counter() - started
+    assert len(items) == 100 and elapsed < 0.05, elapsed
+
+
+def test_selector_and_patch_errors_are_invalid() -> None:
+    s = MemoryStore()
+    s.create(kt.NAMESPACES, ns("od"))
+    s.create(kt.CONFIGMAPS, {"metadata": {"name": "c", "namespace": "od"}, "data": {"a/b": "1", "l": "x"}})
+    with pytest.raises(kt.Invalid):
+        s.list(kt.CONFIGMAPS, "od", label_selector="app in (x")
+    with pytest.raises(kt.Invalid):
+        s.list(kt.CONFIGMAPS, "od", field_selector="status.phase")
+    for bad in ([{"op": "remove", "path": "/data/missing"}], [{"op": "frobnicate", "path": "/data"}], {"op": "add"}):
+        with pytest.raises(kt.Invalid):
+            s.patch(kt.CONFIGMAPS, "od", "c", bad, patch_type="json")
+    done = s.patch(kt.CONFIGMAPS, "od", "c", [{"op": "test", "path": "/data/a~1b", "value": "1"},
+                                              {"op": "add", "path": "/metadata/finalizers", "value": []},
+                                              {"op": "add", "path": "/metadata/finalizers/-", "value": "f"}],
+                   patch_type="json")
+    assert done["metadata"]["finalizers"] == ["f"]
+
+
+async def test_workload_controller_waits_ready_delay_and_detaches_on_stop() -> None:
+    s = MemoryStore()
+    controller = WorkloadController(s, ready_delay=0.2, nodes=2)
+    await controller.start()
+    assert [n["metadata"]["name"] for n in s.list(kt.NODES)[0]] == ["node-0", "node-1"]
+    s.create(kt.NAMESPACES, ns("od"))
+    s.create(kt.STATEFULSETS, {"metadata": {"name": "db", "namespace": "od"},
+                               "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "db"}}}}})
+    await asyncio.sleep(0.05)
+    assert "status" not in s.get(kt.STATEFULSETS, "od", "db")  # not before ready_delay
+    await asyncio.sleep(0.3)
+    status = s.get(kt.STATEFULSETS, "od", "db")["status"]
+    assert status["readyReplicas"] == 2 and status["observedGeneration"] == 1 and "conditions" not in status
+    assert [p["metadata"]["labels"] for p in s.list(kt.PODS, "od")[0]] == [{"app": "db"}, {"app": "db"}]
+    await controller.stop()
+    s.patch(kt.STATEFULSETS, "od", "db", {"spec": {"replicas": 3}})
+    await asyncio.sleep(0.3)
+    assert s.get(kt.STATEFULSETS, "od", "db")["status"]["replicas"] == 2  # nobody reconciles after stop

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a JSON document; several times faster than :func:`copy.deepcopy` (no memo)."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
 
 
 class PatchError(ValueError):
@@ -13,8 +21,8 @@ class PatchError(ValueError):
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: objects merge recursively, ``null`` deletes, anything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -61,15 +69,15 @@ def _get(doc: Any, path: str) -> Any:
 def _add(doc: Any, path: str, value: Any) -> Any:
     parts = _pointer(path)
     if not parts:
-        return copy.deepcopy(value)
+        return clone(value)
     parent, last = _parent(doc, parts)
     if isinstance(parent, list):
         index = len(parent) if last == "-" else int(last)
         if index > len(parent):
             raise PatchError(f"index {index} out of range")
-        parent.insert(index, copy.deepcopy(value))
+        parent.insert(index, clone(value))
     elif isinstance(parent, dict):
-        parent[last] = copy.deepcopy(value)
+        parent[last] = clone(value)
     else:
         raise PatchError(f"cannot add to {type(parent).__name__}")
     return doc
@@ -93,7 +101,7 @@ def json_patch(target: Any, operations: Any) -> Any:
     """RFC 6902: add, remove, replace, move, copy, test — all or nothing."""
     if not isinstance(operations, list):
         raise PatchError("a JSON patch is a list of operations")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for op in operations:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"invalid operation {op!r}")
@@ -106,7 +114,7 @@ def json_patch(target: Any, operations: Any) -> Any:
             _get(doc, path)
             doc = _add(_remove(doc, path), path, op.get("value")) if _pointer(path) else op.get("value")
         elif kind in ("move", "copy"):
-            value = copy.deepcopy(_get(doc, op["from"]))
+            value = clone(_get(doc, op["from"]))
             if kind == "move":
                 doc = _remove(doc, op["from"])
             doc = _add(doc, path, value)

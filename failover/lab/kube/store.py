@@ -15,7 +15,6 @@ synchronously by the mutation, so a mutation never spawns a task.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import uuid
 from collections import deque
@@ -44,6 +43,11 @@ def _meta(obj: kt.KubeObject) -> dict[str, Any]:
     return meta
 
 
+def _copy(obj: kt.KubeObject) -> kt.KubeObject:
+    copied: kt.KubeObject = patching.clone(obj)
+    return copied
+
+
 def _not_found(rt: kt.ResourceType, name: str) -> kt.NotFound:
     return kt.NotFound(f'{rt.group_resource} "{name}" not found')
 
@@ -69,7 +73,7 @@ class MemoryStore:
         obj = self._table(rt).get(self._key(rt, namespace, name))
         if obj is None:
             raise _not_found(rt, name)
-        return copy.deepcopy(obj)
+        return _copy(obj)
 
     def list(self, rt: kt.ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None) -> tuple[list[kt.KubeObject], str]:
@@ -77,13 +81,13 @@ class MemoryStore:
         fields = selectors.parse_fields(field_selector)
         table = self._table(rt)
         scoped = namespace is not None and rt.namespaced
-        out = [copy.deepcopy(table[key]) for key in sorted(table)
+        out = [_copy(table[key]) for key in sorted(table)
                if (not scoped or key[0] == namespace) and selectors.matches(table[key], labels, fields)]
         return out, str(self._last_rv)
 
     # --- writes ------------------------------------------------------------------------------------
     def create(self, rt: kt.ResourceType, obj: kt.KubeObject) -> kt.KubeObject:
-        obj = copy.deepcopy(obj)
+        obj = _copy(obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise kt.Invalid("metadata must be an object")
@@ -118,7 +122,7 @@ class MemoryStore:
         if current is None:
             raise _not_found(rt, name)
         self._check_rv(rt, name, meta.get("resourceVersion"), current)
-        return self._replace(rt, key, current, copy.deepcopy(obj), subresource)
+        return self._replace(rt, key, current, _copy(obj), subresource)
 
     def patch(self, rt: kt.ResourceType, namespace: str | None, name: str, patch: Any, *,
               patch_type: str = "merge", subresource: str | None = None) -> kt.KubeObject:
@@ -193,7 +197,7 @@ class MemoryStore:
                     rv_, ev_rt, ev = self._history[since + 1 - self._history[0][0]]
                     since = rv_
                     if wanted(ev_rt, ev):
-                        yield kt.WatchEvent(ev.type, copy.deepcopy(ev.object))
+                        yield kt.WatchEvent(ev.type, _copy(ev.object))
                 await wake.wait()
         finally:
             self._waiters.discard(wake)
@@ -218,10 +222,10 @@ class MemoryStore:
     def _replace(self, rt: kt.ResourceType, key: ObjKey, current: kt.KubeObject, new: kt.KubeObject,
                  subresource: str | None) -> kt.KubeObject:
         if subresource == "status":
-            merged = copy.deepcopy(current)
+            merged = _copy(current)
             merged["status"] = new.get("status", {})
         elif subresource == "scale":
-            merged = copy.deepcopy(current)
+            merged = _copy(current)
             merged.setdefault("spec", {})["replicas"] = int((new.get("spec") or {}).get("replicas", 0))
         else:
             merged = new
@@ -231,7 +235,7 @@ class MemoryStore:
                     meta[field] = current["metadata"][field]
             if "status" in rt.subresources:  # the main resource never writes status
                 if "status" in current:
-                    merged["status"] = copy.deepcopy(current["status"])
+                    merged["status"] = _copy(current["status"])
                 else:
                     merged.pop("status", None)
             merged["apiVersion"], merged["kind"] = rt.api_version, rt.kind
@@ -239,22 +243,22 @@ class MemoryStore:
         if merged.get("spec") != current.get("spec"):
             merged["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         if merged == current:
-            return copy.deepcopy(current)  # a no-op write does not bump the resourceVersion
+            return _copy(current)  # a no-op write does not bump the resourceVersion
         return self._commit(rt, key, merged, kt.EventType.MODIFIED)
 
     def _commit(self, rt: kt.ResourceType, key: ObjKey, obj: kt.KubeObject, kind: kt.EventType) -> kt.KubeObject:
         self._last_rv += 1
         obj["metadata"]["resourceVersion"] = str(self._last_rv)
         self._table(rt)[key] = obj
-        self._emit(rt, kt.WatchEvent(kind, copy.deepcopy(obj)))
-        return copy.deepcopy(obj)
+        self._emit(rt, kt.WatchEvent(kind, _copy(obj)))
+        return _copy(obj)
 
     def _remove(self, rt: kt.ResourceType, key: ObjKey) -> kt.KubeObject:
         obj = self._table(rt).pop(key)
         self._last_rv += 1
         obj["metadata"]["resourceVersion"] = str(self._last_rv)
-        self._emit(rt, kt.WatchEvent(kt.EventType.DELETED, copy.deepcopy(obj)))
-        return copy.deepcopy(obj)
+        self._emit(rt, kt.WatchEvent(kt.EventType.DELETED, _copy(obj)))
+        return _copy(obj)
 
     def _emit(self, rt: kt.ResourceType, event: kt.WatchEvent) -> None:
         self._history.append((self._last_rv, rt, event))
