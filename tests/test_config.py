@@ -93,3 +93,20 @@ def test_unknown_command_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["frobnicate"])
     assert info.value.code == 2
+
+
+def lab_with_dns(provider: str) -> str:
+    return (REPO / "config" / "lab.yaml").read_text().replace("  provider: powerdns\n", f"  provider: {provider}\n")
+
+
+def test_otc_dns_warns_about_the_eu_de_control_plane(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, lab_with_dns("otc"))
+    loaded = loader.load(path)
+    assert any("eu-de" in w and "de/fra" in w for w in loaded.warnings), loaded.warnings
+    assert cli.main(["--config", str(path), "config", "validate"]) == 0
+    assert "warning:" in capsys.readouterr().out
+
+
+def test_stackit_dns_needs_a_ttl_of_60(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="STACKIT DNS accepts a TTL of 60"):
+        loader.load(write(tmp_path, lab_with_dns("stackit")))

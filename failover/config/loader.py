@@ -106,8 +106,11 @@ def _warnings(cfg: models.Config) -> list[str]:
     out: list[str] = []
     dns = cfg.providers.get(cfg.dns.provider)
     if dns is not None and dns.kind == "otc":
-        out.append("dns.provider is OTC: public zones are only manageable through the eu-de endpoint, "
-                   "so DNS failover depends on the eu-de control plane")
+        from providers.otc import adapter as otc  # imported only when the workplace's DNS is on OTC
+
+        warning = otc.dns_region_warning(dns, site_regions=[s.region for s in cfg.sites])
+        if warning:
+            out.append(f"dns.provider: {warning}")
     standbys = [s for s in cfg.sites if s.role is models.Role.STANDBY]
     active = cfg.active_site()
     if standbys and all(s.provider == active.provider for s in standbys):
