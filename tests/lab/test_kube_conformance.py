@@ -33,8 +33,12 @@ def deployment(name: str, replicas: int = 1, **labels: str) -> client.V1Deployme
     sel = {"app": name}
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name, labels={**sel, **labels}),
-        spec=client.V1DeploymentSpec(replicas=replicas, selector=client.V1LabelSelector(match_labels=sel),
-                                     template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=sel))))
+        spec=client.V1DeploymentSpec(
+            replicas=replicas,
+            selector=client.V1LabelSelector(match_labels=sel),
+            template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=sel)),
+        ),
+    )
 
 
 def cm(name: str, **labels: str) -> client.V1ConfigMap:
@@ -106,7 +110,8 @@ async def test_create_is_201_with_server_fields(kube_client: client.ApiClient) -
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
     core = client.CoreV1Api(kube_client)
     generated = await core.create_namespaced_config_map(
-        "od", client.V1ConfigMap(metadata=client.V1ObjectMeta(generate_name="cfg-")))
+        "od", client.V1ConfigMap(metadata=client.V1ObjectMeta(generate_name="cfg-"))
+    )
     assert generated.metadata.name.startswith("cfg-") and len(generated.metadata.name) > 4
 
 
@@ -124,9 +129,16 @@ async def test_not_found_is_the_servers_status_object(kube_client: client.ApiCli
     with pytest.raises(ApiException) as info:
         await client.AppsV1Api(kube_client).read_namespaced_deployment("web", "od")
     assert info.value.status == 404
-    assert body_of(info) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                             "message": 'deployments.apps "web" not found', "reason": "NotFound",
-                             "details": {"name": "web", "group": "apps", "kind": "deployments"}, "code": 404}
+    assert body_of(info) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'deployments.apps "web" not found',
+        "reason": "NotFound",
+        "details": {"name": "web", "group": "apps", "kind": "deployments"},
+        "code": 404,
+    }
 
 
 async def test_create_into_a_missing_namespace_is_404(kube_client: client.ApiClient) -> None:
@@ -135,7 +147,9 @@ async def test_create_into_a_missing_namespace_is_404(kube_client: client.ApiCli
     assert info.value.status == 404 and body_of(info)["message"] == 'namespaces "nowhere" not found'
 
 
-async def test_body_not_fitting_the_url_is_422(http: aiohttp.ClientSession, kube_client: client.ApiClient) -> None:
+async def test_body_not_fitting_the_url_is_422(
+    http: aiohttp.ClientSession, kube_client: client.ApiClient
+) -> None:
     await ns(kube_client)
     wrong_kind = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}
     async with http.post("/api/v1/namespaces/od/configmaps", json=wrong_kind) as resp:
@@ -161,13 +175,17 @@ async def test_deleting_a_namespace_deletes_its_objects(kube_client: client.ApiC
 
 
 async def test_delete_answers_200_with_the_object_and_honours_preconditions(
-        http: aiohttp.ClientSession, kube_client: client.ApiClient) -> None:
+    http: aiohttp.ClientSession, kube_client: client.ApiClient
+) -> None:
     await ns(kube_client)
     core = client.CoreV1Api(kube_client)
     first = await core.create_namespaced_config_map("od", cm("c"))
     await core.patch_namespaced_config_map("c", "od", {"data": {"k": "v"}})
-    stale = {"kind": "DeleteOptions", "apiVersion": "v1",
-             "preconditions": {"resourceVersion": first.metadata.resource_version}}
+    stale = {
+        "kind": "DeleteOptions",
+        "apiVersion": "v1",
+        "preconditions": {"resourceVersion": first.metadata.resource_version},
+    }
     async with http.delete("/api/v1/namespaces/od/configmaps/c", json=stale) as resp:
         assert resp.status == 409
     options = client.V1DeleteOptions(propagation_policy="Foreground")
@@ -199,17 +217,22 @@ async def test_stale_put_is_409_unconditional_put_wins_and_rv_grows(kube_client:
 
 
 async def test_generation_moves_only_with_spec_and_status_is_its_own_subresource(
-        kube_client: client.ApiClient) -> None:
+    kube_client: client.ApiClient,
+) -> None:
     await ns(kube_client)
     crd = client.CustomObjectsApi(kube_client)
     args = ("velero.io", "v1", "od", "backups")
     body = {"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b"}, "spec": {"ttl": "1h"}}
     await crd.create_namespaced_custom_object(*args, body)
-    labelled = await crd.patch_namespaced_custom_object(*args, "b", {"metadata": {"labels": {"x": "y"}},
-                                                                     "status": {"phase": "Hacked"}})
-    assert labelled["metadata"]["generation"] == 1 and "status" not in labelled  # main resource ignores status
-    status = await crd.patch_namespaced_custom_object_status(*args, "b", {"status": {"phase": "Completed"},
-                                                                          "spec": {"ttl": "9h"}})
+    labelled = await crd.patch_namespaced_custom_object(
+        *args, "b", {"metadata": {"labels": {"x": "y"}}, "status": {"phase": "Hacked"}}
+    )
+    assert (
+        labelled["metadata"]["generation"] == 1 and "status" not in labelled
+    )  # main resource ignores status
+    status = await crd.patch_namespaced_custom_object_status(
+        *args, "b", {"status": {"phase": "Completed"}, "spec": {"ttl": "9h"}}
+    )
     assert status["status"]["phase"] == "Completed" and status["spec"]["ttl"] == "1h"  # status ignores spec
     assert status["metadata"]["generation"] == 1
     spec = await crd.patch_namespaced_custom_object(*args, "b", {"spec": {"ttl": "2h"}})
@@ -219,12 +242,18 @@ async def test_generation_moves_only_with_spec_and_status_is_its_own_subresource
 async def test_scale_subresource_get_put_patch(kube_client: client.ApiClient) -> None:
     await ns(kube_client)
     apps = client.AppsV1Api(kube_client)
-    await apps.create_namespaced_stateful_set("od", client.V1StatefulSet(
-        metadata=client.V1ObjectMeta(name="db"),
-        spec=client.V1StatefulSetSpec(replicas=1, service_name="db",
-                                      selector=client.V1LabelSelector(match_labels={"app": "db"}),
-                                      template=client.V1PodTemplateSpec(
-                                          metadata=client.V1ObjectMeta(labels={"app": "db"})))))
+    await apps.create_namespaced_stateful_set(
+        "od",
+        client.V1StatefulSet(
+            metadata=client.V1ObjectMeta(name="db"),
+            spec=client.V1StatefulSetSpec(
+                replicas=1,
+                service_name="db",
+                selector=client.V1LabelSelector(match_labels={"app": "db"}),
+                template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": "db"})),
+            ),
+        ),
+    )
     scale = await apps.read_namespaced_stateful_set_scale("db", "od")
     assert (scale.kind, scale.api_version, scale.spec.replicas) == ("Scale", "autoscaling/v1", 1)
     assert scale.status.selector == "app=db"
@@ -242,25 +271,36 @@ async def test_scale_subresource_get_put_patch(kube_client: client.ApiClient) ->
 # --- patches -----------------------------------------------------------------------------------------
 
 
-async def test_merge_strategic_and_json_patches(http: aiohttp.ClientSession, kube_client: client.ApiClient) -> None:
+async def test_merge_strategic_and_json_patches(
+    http: aiohttp.ClientSession, kube_client: client.ApiClient
+) -> None:
     await ns(kube_client)
     core = client.CoreV1Api(kube_client)
-    await core.create_namespaced_config_map("od", client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="c"), data={"a": "1", "b": "2"}))
+    await core.create_namespaced_config_map(
+        "od", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"), data={"a": "1", "b": "2"})
+    )
     url = "/api/v1/namespaces/od/configmaps/c"
     merge = {"Content-Type": "application/merge-patch+json"}
     async with http.patch(url, data=json.dumps({"data": {"a": None, "c": "3"}}), headers=merge) as resp:
         assert resp.status == 200 and (await resp.json())["data"] == {"b": "2", "c": "3"}
     strategic = await core.patch_namespaced_config_map("c", "od", {"data": {"d": "4"}})  # client sends SMP
     assert strategic.data == {"b": "2", "c": "3", "d": "4"}
-    ops = [{"op": "add", "path": "/data/e", "value": "5"}, {"op": "remove", "path": "/data/b"},
-           {"op": "replace", "path": "/data/c", "value": "33"}, {"op": "move", "from": "/data/d", "path": "/data/f"},
-           {"op": "copy", "from": "/data/e", "path": "/data/g"}, {"op": "test", "path": "/data/g", "value": "5"}]
+    ops = [
+        {"op": "add", "path": "/data/e", "value": "5"},
+        {"op": "remove", "path": "/data/b"},
+        {"op": "replace", "path": "/data/c", "value": "33"},
+        {"op": "move", "from": "/data/d", "path": "/data/f"},
+        {"op": "copy", "from": "/data/e", "path": "/data/g"},
+        {"op": "test", "path": "/data/g", "value": "5"},
+    ]
     done = await core.patch_namespaced_config_map("c", "od", ops)  # a list: the client sends json-patch
     assert done.data == {"c": "33", "e": "5", "f": "4", "g": "5"}
     with pytest.raises(ApiException) as info:
-        await core.patch_namespaced_config_map("c", "od", [{"op": "test", "path": "/data/c", "value": "0"},
-                                                           {"op": "add", "path": "/data/z", "value": "1"}])
+        await core.patch_namespaced_config_map(
+            "c",
+            "od",
+            [{"op": "test", "path": "/data/c", "value": "0"}, {"op": "add", "path": "/data/z", "value": "1"}],
+        )
     assert info.value.status == 422 and body_of(info)["reason"] == "Invalid"
     assert "z" not in (await core.read_namespaced_config_map("c", "od")).data
 
@@ -289,10 +329,18 @@ async def test_field_selectors_on_any_path(kube_client: client.ApiClient) -> Non
     await ns(kube_client)
     await ns(kube_client, "other")
     core = client.CoreV1Api(kube_client)
-    for namespace, name, phase in (("od", "p1", "Running"), ("od", "p2", "Pending"), ("other", "p3", "Running")):
-        await core.create_namespaced_pod(namespace, client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="i")])))
+    for namespace, name, phase in (
+        ("od", "p1", "Running"),
+        ("od", "p2", "Pending"),
+        ("other", "p3", "Running"),
+    ):
+        await core.create_namespaced_pod(
+            namespace,
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name=name),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="i")]),
+            ),
+        )
         await core.patch_namespaced_pod_status(name, namespace, {"status": {"phase": phase}})
 
     async def names(selector: str) -> list[str]:
@@ -305,8 +353,9 @@ async def test_field_selectors_on_any_path(kube_client: client.ApiClient) -> Non
     assert await names("metadata.name=p1,status.phase=Running") == ["p1"]
 
 
-async def test_limit_continue_list_kind_and_all_namespaces(http: aiohttp.ClientSession,
-                                                           kube_client: client.ApiClient) -> None:
+async def test_limit_continue_list_kind_and_all_namespaces(
+    http: aiohttp.ClientSession, kube_client: client.ApiClient
+) -> None:
     await ns(kube_client)
     await ns(kube_client, "other")
     apps = client.AppsV1Api(kube_client)
@@ -333,7 +382,8 @@ async def test_limit_continue_list_kind_and_all_namespaces(http: aiohttp.ClientS
 
 
 async def test_watch_from_a_resource_version_streams_changes_and_ends_at_timeout(
-        kube_client: client.ApiClient) -> None:
+    kube_client: client.ApiClient,
+) -> None:
     await ns(kube_client)
     core = client.CoreV1Api(kube_client)
     await core.create_namespaced_config_map("od", cm("before"))
@@ -343,8 +393,9 @@ async def test_watch_from_a_resource_version_streams_changes_and_ends_at_timeout
     await core.delete_namespaced_config_map("c1", "od")
     seen = []
     started = asyncio.get_running_loop().time()
-    async with watch.Watch().stream(core.list_namespaced_config_map, "od", resource_version=rv,
-                                    timeout_seconds=1) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_config_map, "od", resource_version=rv, timeout_seconds=1
+    ) as stream:
         async for event in stream:
             seen.append((event["type"], event["object"].metadata.name))
     assert seen == [("ADDED", "c1"), ("MODIFIED", "c1"), ("DELETED", "c1")]
@@ -352,7 +403,8 @@ async def test_watch_from_a_resource_version_streams_changes_and_ends_at_timeout
 
 
 async def test_watch_without_a_version_lists_first_then_follows_live_changes(
-        kube_client: client.ApiClient) -> None:
+    kube_client: client.ApiClient,
+) -> None:
     await ns(kube_client)
     core = client.CoreV1Api(kube_client)
     await core.create_namespaced_config_map("od", cm("old", app="x"))
@@ -360,8 +412,9 @@ async def test_watch_without_a_version_lists_first_then_follows_live_changes(
     seen: list[tuple[str, str]] = []
 
     async def follow() -> None:
-        async with watch.Watch().stream(core.list_namespaced_config_map, "od", label_selector="app=x",
-                                        timeout_seconds=5) as stream:
+        async with watch.Watch().stream(
+            core.list_namespaced_config_map, "od", label_selector="app=x", timeout_seconds=5
+        ) as stream:
             async for event in stream:
                 seen.append((event["type"], event["object"].metadata.name))
                 if len(seen) == 2:
@@ -375,19 +428,26 @@ async def test_watch_without_a_version_lists_first_then_follows_live_changes(
     assert seen == [("ADDED", "old"), ("ADDED", "new")]
 
 
-async def test_raw_watch_is_ndjson_with_field_selector_and_bookmark(http: aiohttp.ClientSession,
-                                                                    kube: Cluster,
-                                                                    kube_client: client.ApiClient) -> None:
+async def test_raw_watch_is_ndjson_with_field_selector_and_bookmark(
+    http: aiohttp.ClientSession, kube: Cluster, kube_client: client.ApiClient
+) -> None:
     await ns(kube_client)
     core = client.CoreV1Api(kube_client)
     await core.create_namespaced_config_map("od", cm("a"))
     await core.create_namespaced_config_map("od", cm("b"))
-    query = {"watch": "1", "fieldSelector": "metadata.name=b", "allowWatchBookmarks": "true",
-             "timeoutSeconds": "1"}
+    query = {
+        "watch": "1",
+        "fieldSelector": "metadata.name=b",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "1",
+    }
     async with http.get("/api/v1/namespaces/od/configmaps", params=query) as resp:
         assert resp.status == 200 and resp.headers.get("Transfer-Encoding") == "chunked"
         lines = [json.loads(line) for line in (await resp.read()).splitlines()]
-    assert [(e["type"], e["object"]["metadata"].get("name")) for e in lines] == [("ADDED", "b"), ("BOOKMARK", None)]
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in lines] == [
+        ("ADDED", "b"),
+        ("BOOKMARK", None),
+    ]
     assert lines[-1]["object"]["metadata"]["resourceVersion"] == kube.store.resource_version
 
 
@@ -400,15 +460,19 @@ async def test_watch_from_an_expired_version_gets_410(kube: Cluster, kube_client
     for i in range(1001):  # push the change after it out of the kept history (1000 events)
         kube.store.patch(kt.CONFIGMAPS, "od", "first", {"data": {"i": str(i)}})
     with pytest.raises(ApiException) as info:
-        async with watch.Watch().stream(core.list_namespaced_config_map, "od",
-                                        resource_version=first.metadata.resource_version,
-                                        timeout_seconds=1) as stream:
+        async with watch.Watch().stream(
+            core.list_namespaced_config_map,
+            "od",
+            resource_version=first.metadata.resource_version,
+            timeout_seconds=1,
+        ) as stream:
             async for _ in stream:
                 pass
     assert info.value.status == 410 and "Expired" in str(info.value.reason)
     recent = str(int(kube.store.resource_version) - 5)
-    async with watch.Watch().stream(core.list_namespaced_config_map, "od", resource_version=recent,
-                                    timeout_seconds=1) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_config_map, "od", resource_version=recent, timeout_seconds=1
+    ) as stream:
         replayed = [event["object"].data["i"] async for event in stream]
     assert replayed == ["996", "997", "998", "999", "1000"]
 
@@ -419,8 +483,12 @@ async def test_watch_from_an_expired_version_gets_410(kube: Cluster, kube_client
 async def test_velero_custom_resources(kube_client: client.ApiClient) -> None:
     await ns(kube_client, "velero")
     crd = client.CustomObjectsApi(kube_client)
-    for plural, kind in (("backups", "Backup"), ("restores", "Restore"), ("schedules", "Schedule"),
-                         ("backupstoragelocations", "BackupStorageLocation")):
+    for plural, kind in (
+        ("backups", "Backup"),
+        ("restores", "Restore"),
+        ("schedules", "Schedule"),
+        ("backupstoragelocations", "BackupStorageLocation"),
+    ):
         body = {"apiVersion": "velero.io/v1", "kind": kind, "metadata": {"name": "x"}, "spec": {}}
         created = await crd.create_namespaced_custom_object("velero.io", "v1", "velero", plural, body)
         assert created["kind"] == kind and created["metadata"]["uid"]
@@ -428,23 +496,36 @@ async def test_velero_custom_resources(kube_client: client.ApiClient) -> None:
     assert listed["kind"] == "RestoreList" and [r["metadata"]["name"] for r in listed["items"]] == ["x"]
 
 
-async def test_cluster_api_types_are_served_in_both_versions_from_one_storage(kube_client: client.ApiClient) -> None:
+async def test_cluster_api_types_are_served_in_both_versions_from_one_storage(
+    kube_client: client.ApiClient,
+) -> None:
     await ns(kube_client, "capi")
     crd = client.CustomObjectsApi(kube_client)
-    body = {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment", "metadata": {"name": "md"},
-            "spec": {"clusterName": "c", "replicas": 2}}
-    await crd.create_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", "capi", "machinedeployments", body)
-    old = await crd.get_namespaced_custom_object("cluster.x-k8s.io", "v1beta1", "capi", "machinedeployments", "md")
+    body = {
+        "apiVersion": "cluster.x-k8s.io/v1beta2",
+        "kind": "MachineDeployment",
+        "metadata": {"name": "md"},
+        "spec": {"clusterName": "c", "replicas": 2},
+    }
+    await crd.create_namespaced_custom_object(
+        "cluster.x-k8s.io", "v1beta2", "capi", "machinedeployments", body
+    )
+    old = await crd.get_namespaced_custom_object(
+        "cluster.x-k8s.io", "v1beta1", "capi", "machinedeployments", "md"
+    )
     assert old["spec"]["replicas"] == 2
-    scale = await crd.patch_namespaced_custom_object_scale("cluster.x-k8s.io", "v1beta2", "capi",
-                                                           "machinedeployments", "md", {"spec": {"replicas": 3}})
+    scale = await crd.patch_namespaced_custom_object_scale(
+        "cluster.x-k8s.io", "v1beta2", "capi", "machinedeployments", "md", {"spec": {"replicas": 3}}
+    )
     assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 3
 
 
 # --- workload controller -----------------------------------------------------------------------------
 
 
-async def test_workloads_become_ready_with_pods_and_scale_to_zero_at_once(kube_client: client.ApiClient) -> None:
+async def test_workloads_become_ready_with_pods_and_scale_to_zero_at_once(
+    kube_client: client.ApiClient,
+) -> None:
     await ns(kube_client)
     apps, core = client.AppsV1Api(kube_client), client.CoreV1Api(kube_client)
     nodes = await core.list_node()
@@ -459,7 +540,9 @@ async def test_workloads_become_ready_with_pods_and_scale_to_zero_at_once(kube_c
     assert dep is not None and dep.status.available_replicas == 2 and dep.status.updated_replicas == 2
     assert dep.status.observed_generation == dep.metadata.generation
     assert [(c.type, c.status) for c in dep.status.conditions] == [("Available", "True")]
-    pods = await core.list_namespaced_pod("od", label_selector="app=web", field_selector="status.phase=Running")
+    pods = await core.list_namespaced_pod(
+        "od", label_selector="app=web", field_selector="status.phase=Running"
+    )
     assert sorted(p.metadata.name for p in pods.items) == ["web-0", "web-1"]
     assert pods.items[0].metadata.owner_references[0].uid == dep.metadata.uid
     await apps.patch_namespaced_deployment_scale("web", "od", {"spec": {"replicas": 0}})
@@ -469,7 +552,9 @@ async def test_workloads_become_ready_with_pods_and_scale_to_zero_at_once(kube_c
     assert (await core.list_namespaced_pod("od")).items == []
 
 
-async def test_fail_and_recover_and_deletion_removes_pods(kube: Cluster, kube_client: client.ApiClient) -> None:
+async def test_fail_and_recover_and_deletion_removes_pods(
+    kube: Cluster, kube_client: client.ApiClient
+) -> None:
     await ns(kube_client)
     apps, core = client.AppsV1Api(kube_client), client.CoreV1Api(kube_client)
     await apps.create_namespaced_deployment("od", deployment("web"))
@@ -495,3 +580,18 @@ async def _equals(value: Any, expected: Any) -> bool:
 
 async def _count_pods(core: client.CoreV1Api) -> int:
     return len((await core.list_namespaced_pod("od")).items)
+
+
+async def test_closing_the_server_ends_open_watches_cleanly_and_fast() -> None:
+    cluster = await Cluster.start(name="closing", ready_delay=0)
+    try:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            async with session.get(f"{cluster.api.url}/api/v1/nodes", params={"watch": "true"}) as resp:
+                await resp.content.readline()  # the watch is open and streaming
+                started = asyncio.get_running_loop().time()
+                await cluster.close()
+                rest = await resp.content.read()  # a clean end of the chunked body, no payload error
+                assert asyncio.get_running_loop().time() - started < 0.4
+        assert rest.count(b"\n") == 2  # the other two nodes, then the end
+    finally:
+        await cluster.close()

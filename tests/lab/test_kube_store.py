@@ -45,10 +45,22 @@ def test_stale_resource_version_conflicts_and_generation_tracks_spec() -> None:
     assert v3["metadata"]["generation"] == 2 and v3["status"]["readyReplicas"] == 3
     v4 = s.update(kt.DEPLOYMENTS, {**v3, "status": {"readyReplicas": 0}})  # main resource keeps status
     assert v4["status"]["readyReplicas"] == 3
-    s.patch(kt.DEPLOYMENTS, "od", "web", [{"op": "replace", "path": "/spec/replicas", "value": 0}], patch_type="json")
+    s.patch(
+        kt.DEPLOYMENTS,
+        "od",
+        "web",
+        [{"op": "replace", "path": "/spec/replicas", "value": 0}],
+        patch_type="json",
+    )
     assert s.get(kt.DEPLOYMENTS, "od", "web")["spec"]["replicas"] == 0
     with pytest.raises(kt.Invalid):
-        s.patch(kt.DEPLOYMENTS, "od", "web", [{"op": "test", "path": "/spec/replicas", "value": 9}], patch_type="json")
+        s.patch(
+            kt.DEPLOYMENTS,
+            "od",
+            "web",
+            [{"op": "test", "path": "/spec/replicas", "value": 9}],
+            patch_type="json",
+        )
 
 
 def test_selectors() -> None:
@@ -59,7 +71,10 @@ def test_selectors() -> None:
     s.create(kt.DEPLOYMENTS, deploy("c"))
 
     def names(sel: str | None = None, fsel: str | None = None) -> list[str]:
-        return [o["metadata"]["name"] for o in s.list(kt.DEPLOYMENTS, "od", label_selector=sel, field_selector=fsel)[0]]
+        return [
+            o["metadata"]["name"]
+            for o in s.list(kt.DEPLOYMENTS, "od", label_selector=sel, field_selector=fsel)[0]
+        ]
 
     assert names("app=files") == ["a"] and names("app!=files") == ["b", "c"]
     assert names("app in (files, chat)") == ["a", "b"] and names("app notin (files)") == ["b", "c"]
@@ -169,13 +184,24 @@ def test_listing_2000_objects_with_a_selector_takes_milliseconds() -> None:
     s = MemoryStore()
     s.create(kt.NAMESPACES, ns("od"))
     for i in range(2000):
-        s.create(kt.PODS, {"metadata": {"name": f"p{i:04}", "namespace": "od",
-                                        "labels": {"app": f"a{i % 20}", "tier": "web"}},
-                           "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}})
+        s.create(
+            kt.PODS,
+            {
+                "metadata": {
+                    "name": f"p{i:04}",
+                    "namespace": "od",
+                    "labels": {"app": f"a{i % 20}", "tier": "web"},
+                },
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+                "status": {"phase": "Running"},
+            },
+        )
     for i in range(500):
         s.create(kt.CONFIGMAPS, {"metadata": {"name": f"c{i}", "namespace": "od"}})
     started = time.perf_counter()
-    items, _ = s.list(kt.PODS, "od", label_selector="app in (a3),tier=web", field_selector="status.phase=Running")
+    items, _ = s.list(
+        kt.PODS, "od", label_selector="app in (a3),tier=web", field_selector="status.phase=Running"
+    )
     elapsed = time.perf_counter() - started
     assert len(items) == 100 and elapsed < 0.05, elapsed
 
@@ -188,13 +214,24 @@ def test_selector_and_patch_errors_are_invalid() -> None:
         s.list(kt.CONFIGMAPS, "od", label_selector="app in (x")
     with pytest.raises(kt.Invalid):
         s.list(kt.CONFIGMAPS, "od", field_selector="status.phase")
-    for bad in ([{"op": "remove", "path": "/data/missing"}], [{"op": "frobnicate", "path": "/data"}], {"op": "add"}):
+    for bad in (
+        [{"op": "remove", "path": "/data/missing"}],
+        [{"op": "frobnicate", "path": "/data"}],
+        {"op": "add"},
+    ):
         with pytest.raises(kt.Invalid):
             s.patch(kt.CONFIGMAPS, "od", "c", bad, patch_type="json")
-    done = s.patch(kt.CONFIGMAPS, "od", "c", [{"op": "test", "path": "/data/a~1b", "value": "1"},
-                                              {"op": "add", "path": "/metadata/finalizers", "value": []},
-                                              {"op": "add", "path": "/metadata/finalizers/-", "value": "f"}],
-                   patch_type="json")
+    done = s.patch(
+        kt.CONFIGMAPS,
+        "od",
+        "c",
+        [
+            {"op": "test", "path": "/data/a~1b", "value": "1"},
+            {"op": "add", "path": "/metadata/finalizers", "value": []},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": "f"},
+        ],
+        patch_type="json",
+    )
     assert done["metadata"]["finalizers"] == ["f"]
 
 
@@ -204,8 +241,13 @@ async def test_workload_controller_waits_ready_delay_and_detaches_on_stop() -> N
     await controller.start()
     assert [n["metadata"]["name"] for n in s.list(kt.NODES)[0]] == ["node-0", "node-1"]
     s.create(kt.NAMESPACES, ns("od"))
-    s.create(kt.STATEFULSETS, {"metadata": {"name": "db", "namespace": "od"},
-                               "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "db"}}}}})
+    s.create(
+        kt.STATEFULSETS,
+        {
+            "metadata": {"name": "db", "namespace": "od"},
+            "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "db"}}}},
+        },
+    )
     await asyncio.sleep(0.05)
     assert "status" not in s.get(kt.STATEFULSETS, "od", "db")  # not before ready_delay
     await asyncio.sleep(0.3)

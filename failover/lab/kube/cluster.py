@@ -8,17 +8,26 @@ from failover.lab.kube.workloads import WorkloadController
 
 
 class Cluster:
-    def __init__(self, *, name: str, store: MemoryStore, api: KubeApiServer, workloads: WorkloadController) -> None:
+    def __init__(
+        self, *, name: str, store: MemoryStore, api: KubeApiServer, workloads: WorkloadController
+    ) -> None:
         self.name, self.store, self.api, self.workloads = name, store, api, workloads
 
     @classmethod
-    async def start(cls, *, name: str, host: str = "127.0.0.1", port: int = 0, ready_delay: float = 1.0) -> Cluster:
+    async def start(
+        cls, *, name: str, host: str = "127.0.0.1", port: int = 0, ready_delay: float = 1.0
+    ) -> Cluster:
         store = MemoryStore()
         workloads = WorkloadController(store, ready_delay=ready_delay)
         await workloads.start()
-        api = await start_kube_api(store, host=host, port=port)
+        try:
+            api = await start_kube_api(store, host=host, port=port)
+        except BaseException:
+            await workloads.stop()
+            raise
         return cls(name=name, store=store, api=api, workloads=workloads)
 
     async def close(self) -> None:
+        """Idempotent: open watches end, the port is released, reconcilers stop."""
         await self.api.close()
         await self.workloads.stop()

@@ -94,8 +94,9 @@ def field_value(obj: kt.KubeObject, path: str) -> str | None:
     return None if value is None else str(value)
 
 
-def matches(obj: kt.KubeObject, labels: tuple[Requirement, ...],
-            fields: tuple[tuple[str, str, str], ...]) -> bool:
+def matches(
+    obj: kt.KubeObject, labels: tuple[Requirement, ...], fields: tuple[tuple[str, str, str], ...]
+) -> bool:
     obj_labels = (obj.get("metadata") or {}).get("labels") or {}
     if not all(r.matches(obj_labels) for r in labels):
         return False

@@ -21,19 +21,37 @@ from failover.lab.kube import patch as patching
 from failover.lab.kube import types as kt
 from failover.lab.kube.store import MemoryStore
 
-VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-failover-lab", "platform": "linux/amd64",
-           "gitCommit": "lab", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
-           "goVersion": "go1.22", "compiler": "gc"}
+VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-failover-lab",
+    "platform": "linux/amd64",
+    "gitCommit": "lab",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.22",
+    "compiler": "gc",
+}
 
 
-def status_error(exc: kt.KubeStoreError, *, rt: kt.ResourceType | None = None, name: str | None = None) -> web.Response:
+def status_error(
+    exc: kt.KubeStoreError, *, rt: kt.ResourceType | None = None, name: str | None = None
+) -> web.Response:
     details: dict[str, Any] = {}
     if name:
         details["name"] = name
     if rt is not None:
         details.update({"group": rt.group} if rt.group else {}, kind=rt.plural)
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": str(exc),
-            "reason": exc.reason, "details": details, "code": exc.code}
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": str(exc),
+        "reason": exc.reason,
+        "details": details,
+        "code": exc.code,
+    }
     return web.json_response(body, status=exc.code)
 
 
@@ -47,7 +65,9 @@ class Target:
 
 def _by_path() -> dict[tuple[str, str, str], kt.ResourceType]:
     return {(rt.group, rt.version, rt.plural): rt for rt in kt.ALL} | {
-        ("cluster.x-k8s.io", "v1beta1", rt.plural): rt for rt in (kt.CAPI_CLUSTERS, kt.CAPI_MACHINEDEPLOYMENTS)}
+        ("cluster.x-k8s.io", "v1beta1", rt.plural): rt
+        for rt in (kt.CAPI_CLUSTERS, kt.CAPI_MACHINEDEPLOYMENTS)
+    }
 
 
 RESOURCES = _by_path()
@@ -77,29 +97,56 @@ def _resource_list(group: str, version: str) -> dict[str, Any]:
         if (g, v) != (group, version):
             continue
         verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-        resources.append({"name": rt.plural, "singularName": rt.kind.lower(), "namespaced": rt.namespaced,
-                          "kind": rt.kind, "verbs": verbs})
+        resources.append(
+            {
+                "name": rt.plural,
+                "singularName": rt.kind.lower(),
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": verbs,
+            }
+        )
         for sub in rt.subresources:
             kind = "Scale" if sub == "scale" else rt.kind
-            resources.append({"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                              "kind": kind, "verbs": ["get", "patch", "update"]})
+            resources.append(
+                {
+                    "name": f"{rt.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 
 
 def _groups() -> dict[str, Any]:
     groups: dict[str, list[str]] = {}
-    for (g, v, _) in RESOURCES:
+    for g, v, _ in RESOURCES:
         if g and v not in groups.setdefault(g, []):
             groups[g].append(v)
-    items = [{"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
-              "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}} for g, vs in groups.items()]
+    items = [
+        {
+            "name": g,
+            "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+            "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+        }
+        for g, vs in groups.items()
+    ]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": items}
 
 
 class Handler:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
+        self._watch_deadlines: set[asyncio.Timeout] = set()
+
+    def end_watches(self) -> None:
+        """End every open watch now, cleanly (as ``timeoutSeconds`` would), so shutdown is prompt."""
+        now = asyncio.get_running_loop().time()
+        for deadline in self._watch_deadlines:
+            deadline.reschedule(now)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.strip("/").split("/")
@@ -108,15 +155,21 @@ class Handler:
         elif path[0] == "apis" and len(path) >= 3:
             parts = path[1:]
         else:
-            return status_error(kt.NotFound(f"the server could not find the requested resource ({request.path})"))
+            return status_error(
+                kt.NotFound(f"the server could not find the requested resource ({request.path})")
+            )
         if len(parts) == 2:
             listing = _resource_list(parts[0], parts[1])
             if not listing["resources"] or request.method != "GET":
-                return status_error(kt.NotFound(f"the server could not find the requested resource ({request.path})"))
+                return status_error(
+                    kt.NotFound(f"the server could not find the requested resource ({request.path})")
+                )
             return web.json_response(listing)
         target = parse_target(parts)
         if target is None:
-            return status_error(kt.NotFound(f"the server could not find the requested resource ({request.path})"))
+            return status_error(
+                kt.NotFound(f"the server could not find the requested resource ({request.path})")
+            )
         try:
             return await self._handle(request, target)
         except kt.KubeStoreError as exc:
@@ -134,7 +187,9 @@ class Handler:
             body = await request.json()
             self._check_body(t, body, creating=True)
             if t.rt.namespaced:
-                body.setdefault("metadata", {})["namespace"] = t.namespace or body["metadata"].get("namespace")
+                body.setdefault("metadata", {})["namespace"] = t.namespace or body["metadata"].get(
+                    "namespace"
+                )
             return web.json_response(self.store.create(t.rt, body), status=201)
         if t.name is None:
             raise _method_not_allowed(method)
@@ -163,9 +218,12 @@ class Handler:
 
     async def _patch(self, request: web.Request, t: Target) -> web.Response:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
-        kind = {"application/json-patch+json": "json", "application/merge-patch+json": "merge",
-                "application/strategic-merge-patch+json": "strategic",
-                "application/apply-patch+yaml": "merge"}.get(ctype)
+        kind = {
+            "application/json-patch+json": "json",
+            "application/merge-patch+json": "merge",
+            "application/strategic-merge-patch+json": "strategic",
+            "application/apply-patch+yaml": "merge",
+        }.get(ctype)
         if kind is None:
             raise _unsupported(ctype)
         patch = await request.json()
@@ -180,7 +238,9 @@ class Handler:
             new = patching.json_patch(scale, patch)
             obj = self.store.patch(t.rt, t.namespace, t.name, {"spec": {"replicas": new["spec"]["replicas"]}})
         else:
-            obj = self.store.patch(t.rt, t.namespace, t.name, patch, patch_type=kind, subresource=t.subresource)
+            obj = self.store.patch(
+                t.rt, t.namespace, t.name, patch, patch_type=kind, subresource=t.subresource
+            )
         return web.json_response(_scale(t.rt, obj) if t.subresource == "scale" else obj)
 
     async def _check_delete_preconditions(self, request: web.Request, t: Target) -> None:
@@ -196,39 +256,53 @@ class Handler:
         meta = self.store.get(t.rt, t.namespace, t.name)["metadata"]
         for field in ("uid", "resourceVersion"):
             if wanted.get(field) and wanted[field] != meta.get(field):
-                raise kt.Conflict(f'Operation cannot be fulfilled on {t.rt.group_resource} "{t.name}": '
-                                  f"Precondition failed: {field} in precondition: {wanted[field]}, "
-                                  f"{field} in object meta: {meta.get(field)}")
+                raise kt.Conflict(
+                    f'Operation cannot be fulfilled on {t.rt.group_resource} "{t.name}": '
+                    f"Precondition failed: {field} in precondition: {wanted[field]}, "
+                    f"{field} in object meta: {meta.get(field)}"
+                )
 
     def _check_body(self, t: Target, body: Any, *, creating: bool) -> None:
         if not isinstance(body, dict):
             raise kt.Invalid("the body must be an object")
         kind, api_version = body.get("kind"), body.get("apiVersion")
-        if (kind and kind != t.rt.kind) or (api_version and api_version != t.rt.api_version \
-                and not (t.rt.group == "cluster.x-k8s.io" and str(api_version).startswith("cluster.x-k8s.io/"))):
-            raise kt.Invalid(f"the object's kind/apiVersion {kind}/{api_version} does not match "
-                             f"{t.rt.api_version}/{t.rt.kind}")
+        if (kind and kind != t.rt.kind) or (
+            api_version
+            and api_version != t.rt.api_version
+            and not (t.rt.group == "cluster.x-k8s.io" and str(api_version).startswith("cluster.x-k8s.io/"))
+        ):
+            raise kt.Invalid(
+                f"the object's kind/apiVersion {kind}/{api_version} does not match "
+                f"{t.rt.api_version}/{t.rt.kind}"
+            )
         meta = body.get("metadata") or {}
         if not creating and meta.get("name") not in (None, t.name):
             raise kt.Invalid(f"the name of the object ({meta.get('name')}) does not match the URL ({t.name})")
         ns = meta.get("namespace")
         if t.rt.namespaced and ns and t.namespace and ns != t.namespace:
-            raise _bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise _bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
 
     def _list(self, request: web.Request, t: Target) -> web.Response:
-        items, rv = self.store.list(t.rt, t.namespace, label_selector=request.query.get("labelSelector"),
-                                    field_selector=request.query.get("fieldSelector"))
+        items, rv = self.store.list(
+            t.rt,
+            t.namespace,
+            label_selector=request.query.get("labelSelector"),
+            field_selector=request.query.get("fieldSelector"),
+        )
         meta: dict[str, Any] = {"resourceVersion": rv}
         start = int(request.query.get("continue") or 0)
         limit = int(request.query.get("limit") or 0)
         if limit > 0:
-            page = items[start:start + limit]
+            page = items[start : start + limit]
             if start + limit < len(items):
                 meta["continue"] = str(start + limit)
                 meta["remainingItemCount"] = len(items) - start - limit
             items = page
-        return web.json_response({"kind": f"{t.rt.kind}List", "apiVersion": t.rt.api_version,
-                                  "metadata": meta, "items": items})
+        return web.json_response(
+            {"kind": f"{t.rt.kind}List", "apiVersion": t.rt.api_version, "metadata": meta, "items": items}
+        )
 
     async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
         timeout = float(request.query.get("timeoutSeconds") or 1800)
@@ -240,20 +314,44 @@ class Handler:
         async def send(kind: str, obj: Any) -> None:
             await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
 
-        stream = self.store.watch(t.rt, t.namespace, resource_version=request.query.get("resourceVersion"),
-                                  label_selector=request.query.get("labelSelector"),
-                                  field_selector=request.query.get("fieldSelector"))
+        stream = self.store.watch(
+            t.rt,
+            t.namespace,
+            resource_version=request.query.get("resourceVersion"),
+            label_selector=request.query.get("labelSelector"),
+            field_selector=request.query.get("fieldSelector"),
+        )
         try:
-            async with contextlib.aclosing(stream), asyncio.timeout(timeout):
-                async for event in stream:
-                    await send(event.type.value, event.object)
+            async with contextlib.aclosing(stream), asyncio.timeout(timeout) as deadline:
+                self._watch_deadlines.add(deadline)
+                try:
+                    async for event in stream:
+                        await send(event.type.value, event.object)
+                finally:
+                    self._watch_deadlines.discard(deadline)
         except TimeoutError:
             if bookmarks:
-                await send("BOOKMARK", {"kind": t.rt.kind, "apiVersion": t.rt.api_version,
-                                        "metadata": {"resourceVersion": self.store.resource_version}})
+                await send(
+                    "BOOKMARK",
+                    {
+                        "kind": t.rt.kind,
+                        "apiVersion": t.rt.api_version,
+                        "metadata": {"resourceVersion": self.store.resource_version},
+                    },
+                )
         except kt.KubeStoreError as exc:  # 410 Expired above all: the client relists
-            await send("ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                 "message": str(exc), "reason": exc.reason, "code": exc.code})
+            await send(
+                "ERROR",
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": str(exc),
+                    "reason": exc.reason,
+                    "code": exc.code,
+                },
+            )
         except ConnectionResetError:
             return response
         await response.write_eof()
@@ -263,12 +361,20 @@ class Handler:
 def _scale(rt: kt.ResourceType, obj: kt.KubeObject) -> dict[str, Any]:
     meta = obj["metadata"]
     labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                         if k in meta},
-            "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 0))},
-            "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)),
-                       "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 0))},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas", 0)),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        },
+    }
 
 
 class _Err(kt.KubeStoreError):
@@ -293,6 +399,9 @@ def _unsupported(ctype: str) -> kt.KubeStoreError:
     return err
 
 
+HANDLER = web.AppKey("kube_handler", Handler)
+
+
 def make_app(store: MemoryStore) -> web.Application:
     handler = Handler(store)
 
@@ -304,12 +413,15 @@ def make_app(store: MemoryStore) -> web.Application:
 
     async def api(_: web.Request) -> web.Response:
         cidrs = [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]
-        return web.json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": cidrs})
+        return web.json_response(
+            {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": cidrs}
+        )
 
     async def apis(_: web.Request) -> web.Response:
         return web.json_response(_groups())
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[HANDLER] = handler
     for prefix in ("/version", "/version/"):
         app.router.add_get(prefix, version)
     for probe in ("/readyz", "/livez", "/healthz"):
@@ -329,6 +441,9 @@ class KubeApiServer:
         self.url = f"http://{host}:{port}"
 
     async def close(self) -> None:
+        """Stop serving; open watches end cleanly first, so this takes milliseconds."""
+        self._runner.app[HANDLER].end_watches()
+        await asyncio.sleep(0.01)  # let the watch handlers write their last chunk
         await self._runner.cleanup()
 
 

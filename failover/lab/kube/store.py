@@ -75,14 +75,23 @@ class MemoryStore:
             raise _not_found(rt, name)
         return _copy(obj)
 
-    def list(self, rt: kt.ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
-             field_selector: str | None = None) -> tuple[list[kt.KubeObject], str]:
+    def list(
+        self,
+        rt: kt.ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[kt.KubeObject], str]:
         labels = selectors.parse_labels(label_selector)
         fields = selectors.parse_fields(field_selector)
         table = self._table(rt)
         scoped = namespace is not None and rt.namespaced
-        out = [_copy(table[key]) for key in sorted(table)
-               if (not scoped or key[0] == namespace) and selectors.matches(table[key], labels, fields)]
+        out = [
+            _copy(table[key])
+            for key in sorted(table)
+            if (not scoped or key[0] == namespace) and selectors.matches(table[key], labels, fields)
+        ]
         return out, str(self._last_rv)
 
     # --- writes ------------------------------------------------------------------------------------
@@ -114,7 +123,9 @@ class MemoryStore:
             obj.setdefault("status", {"phase": "Active"})
         return self._commit(rt, key, obj, kt.EventType.ADDED)
 
-    def update(self, rt: kt.ResourceType, obj: kt.KubeObject, *, subresource: str | None = None) -> kt.KubeObject:
+    def update(
+        self, rt: kt.ResourceType, obj: kt.KubeObject, *, subresource: str | None = None
+    ) -> kt.KubeObject:
         meta = _meta(obj)
         name = str(meta.get("name", ""))
         key = self._key(rt, meta.get("namespace") if rt.namespaced else None, name)
@@ -124,8 +135,16 @@ class MemoryStore:
         self._check_rv(rt, name, meta.get("resourceVersion"), current)
         return self._replace(rt, key, current, _copy(obj), subresource)
 
-    def patch(self, rt: kt.ResourceType, namespace: str | None, name: str, patch: Any, *,
-              patch_type: str = "merge", subresource: str | None = None) -> kt.KubeObject:
+    def patch(
+        self,
+        rt: kt.ResourceType,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+    ) -> kt.KubeObject:
         key = self._key(rt, namespace, name)
         current = self._table(rt).get(key)
         if current is None:
@@ -162,9 +181,15 @@ class MemoryStore:
             self._listeners.remove(listener)
 
     # --- watch -------------------------------------------------------------------------------------
-    async def watch(self, rt: kt.ResourceType, namespace: str | None = None, *, resource_version: str | None = None,
-                    label_selector: str | None = None,
-                    field_selector: str | None = None) -> AsyncGenerator[kt.WatchEvent, None]:
+    async def watch(
+        self,
+        rt: kt.ResourceType,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncGenerator[kt.WatchEvent, None]:
         labels = selectors.parse_labels(label_selector)
         fields = selectors.parse_fields(field_selector)
         scoped = namespace is not None and rt.namespaced
@@ -177,7 +202,9 @@ class MemoryStore:
             return selectors.matches(ev.object, labels, fields)
 
         if not resource_version or resource_version == "0":
-            objects, rv = self.list(rt, namespace, label_selector=label_selector, field_selector=field_selector)
+            objects, rv = self.list(
+                rt, namespace, label_selector=label_selector, field_selector=field_selector
+            )
             for obj in objects:
                 yield kt.WatchEvent(kt.EventType.ADDED, obj)
             since = int(rv)
@@ -219,8 +246,14 @@ class MemoryStore:
         if since < oldest - 1:
             raise kt.Gone(f"too old resource version: {since} ({oldest - 1})")
 
-    def _replace(self, rt: kt.ResourceType, key: ObjKey, current: kt.KubeObject, new: kt.KubeObject,
-                 subresource: str | None) -> kt.KubeObject:
+    def _replace(
+        self,
+        rt: kt.ResourceType,
+        key: ObjKey,
+        current: kt.KubeObject,
+        new: kt.KubeObject,
+        subresource: str | None,
+    ) -> kt.KubeObject:
         if subresource == "status":
             merged = _copy(current)
             merged["status"] = new.get("status", {})
@@ -246,7 +279,9 @@ class MemoryStore:
             return _copy(current)  # a no-op write does not bump the resourceVersion
         return self._commit(rt, key, merged, kt.EventType.MODIFIED)
 
-    def _commit(self, rt: kt.ResourceType, key: ObjKey, obj: kt.KubeObject, kind: kt.EventType) -> kt.KubeObject:
+    def _commit(
+        self, rt: kt.ResourceType, key: ObjKey, obj: kt.KubeObject, kind: kt.EventType
+    ) -> kt.KubeObject:
         self._last_rv += 1
         obj["metadata"]["resourceVersion"] = str(self._last_rv)
         self._table(rt)[key] = obj

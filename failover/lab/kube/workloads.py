@@ -40,8 +40,13 @@ class WorkloadController:
         for i in range(self.nodes):
             name = f"node-{i}"
             try:
-                self.store.create(kt.NODES, {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-                                             "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+                self.store.create(
+                    kt.NODES,
+                    {
+                        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+                    },
+                )
             except kt.AlreadyExists:
                 pass
         self.store.add_listener(self._on_event)
@@ -97,8 +102,11 @@ class WorkloadController:
 
     def _owned_pods(self, owner: kt.KubeObject) -> set[str]:
         meta = owner["metadata"]
-        return {p["metadata"]["name"] for p in self.store.list(kt.PODS, meta["namespace"])[0]
-                if any(r.get("uid") == meta["uid"] for r in p["metadata"].get("ownerReferences", []))}
+        return {
+            p["metadata"]["name"]
+            for p in self.store.list(kt.PODS, meta["namespace"])[0]
+            if any(r.get("uid") == meta["uid"] for r in p["metadata"].get("ownerReferences", []))
+        }
 
     def _schedule(self, rt: kt.ResourceType, obj: kt.KubeObject, *, immediate: bool = False) -> None:
         meta = obj["metadata"]
@@ -107,13 +115,19 @@ class WorkloadController:
         status = obj.get("status") or {}
         failed = (key[1], key[2]) in self.failed
         ready_target = 0 if failed else want
-        if status.get("readyReplicas", -1) == ready_target and status.get("replicas", -1) == want \
-                and status.get("observedGeneration") == meta.get("generation") and not immediate:
+        if (
+            status.get("readyReplicas", -1) == ready_target
+            and status.get("replicas", -1) == want
+            and status.get("observedGeneration") == meta.get("generation")
+            and not immediate
+        ):
             return  # converged (our own status write lands here too)
         if key in self._pending and not self._pending[key].done():
             self._pending[key].cancel()
         delay = 0.0 if (immediate or ready_target == 0) else self.ready_delay
-        self._pending[key] = tasks.create_guarded_task(self._reconcile(rt, key, delay), name=f"workload {key[2]}")
+        self._pending[key] = tasks.create_guarded_task(
+            self._reconcile(rt, key, delay), name=f"workload {key[2]}"
+        )
 
     async def _reconcile(self, rt: kt.ResourceType, key: tuple[str, str, str], delay: float) -> None:
         if delay:
@@ -125,22 +139,36 @@ class WorkloadController:
             return
         want = int((obj.get("spec") or {}).get("replicas", 1))
         ready = 0 if (namespace, name) in self.failed else want
-        status: dict[str, object] = {"replicas": want, "readyReplicas": ready, "availableReplicas": ready,
-                                     "updatedReplicas": want, "currentReplicas": want,
-                                     "observedGeneration": obj["metadata"].get("generation", 1)}
+        status: dict[str, object] = {
+            "replicas": want,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "updatedReplicas": want,
+            "currentReplicas": want,
+            "observedGeneration": obj["metadata"].get("generation", 1),
+        }
         if rt == kt.DEPLOYMENTS:
             available = ready >= want
             reason = "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable"
-            status["conditions"] = [{"type": "Available", "status": "True" if available else "False",
-                                     "reason": reason, "lastTransitionTime": _now()}]
+            status["conditions"] = [
+                {
+                    "type": "Available",
+                    "status": "True" if available else "False",
+                    "reason": reason,
+                    "lastTransitionTime": _now(),
+                }
+            ]
         self.store.patch(rt, namespace, name, {"status": status}, subresource="status")
         self._pods(obj, want, ready)
 
     def _pods(self, owner: kt.KubeObject, want: int, ready: int) -> None:
         meta = owner["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        labels = ((owner.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") \
-            or meta.get("labels") or {}
+        labels = (
+            ((owner.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels")
+            or meta.get("labels")
+            or {}
+        )
         existing = self._owned_pods(owner)
         wanted = {f"{name}-{i}" for i in range(want)}
         for pod in sorted(existing - wanted):
@@ -150,12 +178,29 @@ class WorkloadController:
             is_ready = "True" if i < ready else "False"
             status = {"phase": "Running", "conditions": [{"type": "Ready", "status": is_ready}]}
             if pod_name not in existing:
-                self.store.create(kt.PODS, {
-                    "metadata": {"name": pod_name, "namespace": namespace, "labels": dict(labels),
-                                 "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
-                                                      "name": name, "uid": meta["uid"], "controller": True}]},
-                    "spec": {"nodeName": f"node-{i % max(1, self.nodes)}",
-                             "containers": [{"name": "app", "image": f"lab/{name}:latest"}]},
-                    "status": status})
+                self.store.create(
+                    kt.PODS,
+                    {
+                        "metadata": {
+                            "name": pod_name,
+                            "namespace": namespace,
+                            "labels": dict(labels),
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": owner["apiVersion"],
+                                    "kind": owner["kind"],
+                                    "name": name,
+                                    "uid": meta["uid"],
+                                    "controller": True,
+                                }
+                            ],
+                        },
+                        "spec": {
+                            "nodeName": f"node-{i % max(1, self.nodes)}",
+                            "containers": [{"name": "app", "image": f"lab/{name}:latest"}],
+                        },
+                        "status": status,
+                    },
+                )
             else:
                 self.store.patch(kt.PODS, namespace, pod_name, {"status": status}, subresource="status")
