@@ -74,13 +74,16 @@ async def status(args: argparse.Namespace) -> int:
     store = daemon_mod.open_store(rt)
     stored = store.get_state("status")
     doc: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+    max_age = max(10.0, rt.config.health.interval * 3)
+    if doc and _age(doc.get("updated_at")) > max_age:
+        doc = {}  # no daemon has written a status lately: look for ourselves
     if not doc:
         d = daemon_mod.Daemon(rt, store=store, holder="status-probe")
         try:
             for name in d.watcher.sites:
                 await d.watcher.round(name)
             doc = daemon_mod.status_document(rt, d.snapshot(), store)
-            doc["source"] = "one probe round (no daemon has written a status yet)"
+            doc["source"] = "one probe round by this command (no running daemon has written a status)"
         finally:
             await d.services.aclose()
     run = daemon_mod.current_run(store)
@@ -94,11 +97,20 @@ async def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _age(stamp: Any) -> float:
+    try:
+        return (datetime.now(UTC) - datetime.fromisoformat(str(stamp))).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
 def _print_status(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
     c = output.console
     c.print(f"active site: [bold]{doc['active']}[/bold]   paused: {doc['paused']}   epoch: {doc.get('epoch')}")
+    if doc.get("source"):
+        c.print(f"[dim]{doc['source']}[/dim]")
     table = Table("site", "provider", "role", "health", "ready", "lag", "why")
     colors = {"healthy": "green", "degraded": "yellow", "down": "red", "unknown": "dim"}
     for name, s in doc["sites"].items():
