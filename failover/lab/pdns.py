@@ -118,10 +118,11 @@ def _prepare(directory: Path, *, host: str, dns_port: int, api_port: int, api_ke
 
 
 async def start_powerdns(*, host: str = "127.0.0.1", log_path: Path | None = None, api_key: str | None = None,
-                         on_spawn: Callable[[int], None] | None = None) -> PowerDnsProcess:
+                         on_spawn: Callable[[int, Path], None] | None = None) -> PowerDnsProcess:
     """Start ``pdns_server`` on free ports and wait until its API answers (bounded).
 
-    ``on_spawn(pid)`` is called as soon as the process exists (the lab records its PID there)."""
+    ``on_spawn(pid, directory)`` is called as soon as the process exists (the lab records both,
+    so ``lab down`` can stop it and remove its directory even after a supervisor crash)."""
     if shutil.which(PDNS_SERVER) is None and not Path("/usr/sbin/pdns_server").exists():
         raise errors.PermanentError("pdns_server is not installed (apt-get install pdns-server pdns-backend-sqlite3)")
     api_key = api_key or pysecrets.token_hex(16)
@@ -141,7 +142,7 @@ async def start_powerdns(*, host: str = "127.0.0.1", log_path: Path | None = Non
     finally:
         log.close()
     if on_spawn is not None:
-        on_spawn(process.pid)
+        on_spawn(process.pid, directory)
     pdns = PowerDnsProcess(host=host, dns_port=dns_port, api_port=api_port, api_key=api_key,
                            directory=directory, process=process)
     try:

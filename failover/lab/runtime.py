@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,7 @@ class PidRecord:
     name: str
     pid: int
     command: str
+    directory: str = ""  #: a private temp directory of the process, removed by ``lab down``
 
 
 def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
@@ -106,14 +109,14 @@ def read_pids(paths: LabPaths) -> list[PidRecord]:
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, dict) and isinstance(item.get("pid"), int):
             out.append(PidRecord(name=str(item.get("name", "")), pid=int(item["pid"]),
-                                 command=str(item.get("command", ""))))
+                                 command=str(item.get("command", "")), directory=str(item.get("directory", ""))))
     return out
 
 
-def record_pid(paths: LabPaths, *, name: str, pid: int, command: str) -> None:
+def record_pid(paths: LabPaths, *, name: str, pid: int, command: str, directory: str = "") -> None:
     """Add (or replace, by name) a process record. Called as soon as the process exists."""
     records = [r for r in read_pids(paths) if r.name != name]
-    records.append(PidRecord(name=name, pid=pid, command=command))
+    records.append(PidRecord(name=name, pid=pid, command=command, directory=directory))
     write_json_atomic(paths.pids_json, [r.__dict__ for r in records])
 
 
@@ -168,6 +171,11 @@ def stop_all(paths: LabPaths, *, grace: float = 8.0) -> list[PidRecord]:
     if left:
         names = ", ".join(f"{r.name} (pid {r.pid})" for r in left)
         raise errors.PermanentError(f"could not stop: {names}")
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for record in records:
+        directory = Path(record.directory).resolve() if record.directory else None
+        if directory is not None and directory.parent == tmp and directory.name.startswith("failover-"):
+            shutil.rmtree(directory, ignore_errors=True)  # only our own temp dirs, never a user path
     paths.runtime_json.unlink(missing_ok=True)
     paths.pids_json.unlink(missing_ok=True)
     return running

@@ -229,9 +229,11 @@ class World:
             self.motos[kind] = server
             record(f"moto-{kind}", "moto_server")(server.pid)
 
+        def record_pdns(pid: int, directory: Path) -> None:
+            lab_runtime.record_pid(self.paths, name="pdns", pid=pid, command="pdns_server", directory=str(directory))
+
         async def dns() -> None:
-            self.dns = await pdns.start_powerdns(log_path=self.paths.logs / "pdns.log",
-                                                 on_spawn=record("pdns", "pdns_server"))
+            self.dns = await pdns.start_powerdns(log_path=self.paths.logs / "pdns.log", on_spawn=record_pdns)
 
         kinds = sorted({self.config.providers[s.provider].kind for s in self.config.sites})
         await asyncio.gather(dns(), *(moto(k) for k in kinds))

@@ -34,6 +34,8 @@ def test_down_after_supervisor_crash(tmp_path: Path) -> None:
         assert cli.main(["--config", str(config), "lab", "down"]) == 0
         for record in records:
             assert not lab_runtime.is_alive(record), f"{record.name} survived `lab down`"
+        pdns_dir = next(r.directory for r in records if r.name == "pdns")
+        assert pdns_dir and not Path(pdns_dir).exists()  # the crashed lab's PowerDNS dir is gone too
         assert not paths.runtime_json.exists() and not paths.pids_json.exists()
     finally:
         cli.main(["--config", str(config), "lab", "down"])
