@@ -9,6 +9,7 @@ import httpx
 
 from failover import daemon as daemon_mod
 from failover.health import probes
+from failover.lab.control import ControlClient
 from failover.lab.kube import types as kt
 from tests.e2e.conftest import Lab, newest_run, wait_for
 
@@ -116,11 +117,16 @@ async def test_flapping_never_fails_over_and_approval_waits(lab_factory: Any, ru
     d = running_daemon(lab)
     await wait_for(lambda: ready_standbys(d), timeout=60, what="a ready standby")
     interval = d.cfg.health.interval
-    for _ in range(6):  # the kube API fails every other cycle: hysteresis absorbs it
-        lab.cli("lab", "break", ACTIVE, "--mode", "api-only")
+    rt = lab.runtime()
+    assert rt.lab is not None
+    control = ControlClient(str(rt.lab["control"]))
+    rounds = d.watcher.sites[ACTIVE].rounds
+    for _ in range(8):  # the kube API fails every other cycle (toggled in milliseconds through the lab API)
+        await control.break_site(ACTIVE, "api-only")
         await asyncio.sleep(interval)
-        lab.cli("lab", "heal", ACTIVE)
+        await control.heal(ACTIVE)
         await asyncio.sleep(interval)
+    assert d.watcher.sites[ACTIVE].rounds - rounds >= 8  # the probes really saw the flapping
     assert newest_run(d) is None
     assert daemon_mod.active_of(d.store, d.cfg) == ACTIVE
     lab.cli("lab", "break", ACTIVE, "--mode", "down")
