@@ -217,7 +217,9 @@ async def write_backup(
                                                              mtime=0))
         await put(layout.backup_metadata(p, name), _json(doc))
         try:
-            await put(layout.backup_tarball(p, name), tarball.build(items, mtime=completed_at.timestamp()))
+            # gzip of a whole namespace is CPU work: keep the event loop (probes, APIs) responsive
+            data = await asyncio.to_thread(tarball.build, items, mtime=completed_at.timestamp())
+            await put(layout.backup_tarball(p, name), data)
         except errors.FailoverError:
             with s3.translating(f"DELETE {loc.bucket}"):
                 await client.delete_object(Bucket=loc.bucket, Key=layout.backup_metadata(p, name))
