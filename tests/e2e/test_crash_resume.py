@@ -8,14 +8,17 @@ import subprocess
 import sys
 import time
 
-from failover.store import sqlite
+import pytest
 
 from failover import daemon as daemon_mod
 from failover.config import loader
 from failover.kube import KubeClient
 from failover.lab.kube import types as kt
+from failover.store import sqlite
 from tests.e2e.conftest import Lab, wait_for
 from tests.e2e.test_failover_lab import ACTIVE, assert_served_by
+
+pytestmark = pytest.mark.timeout(480)  # a lab, a failover and its checks
 
 
 def start_daemon(lab: Lab) -> subprocess.Popen[bytes]:

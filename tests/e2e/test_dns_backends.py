@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.e2e.conftest import Lab, wait_for
 from tests.e2e.test_failover_lab import ACTIVE, assert_served_by
 
+pytestmark = pytest.mark.timeout(480)  # a lab, a failover and its checks
+
 
 def with_dns(lab: Lab, provider: str) -> Path:
     data = yaml.safe_load(lab.config.read_text())
     data["dns"]["provider"] = provider
+    data["dns"]["ttl"] = 60  # STACKIT's minimum; fine for every provider
     path = lab.config.with_name(f"lab-dns-{provider}.yaml")
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -6,12 +6,15 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from failover import daemon as daemon_mod
 from failover.health import probes
 from failover.lab.control import ControlClient
 from failover.lab.kube import types as kt
 from tests.e2e.conftest import Lab, newest_run, wait_for
+
+pytestmark = pytest.mark.timeout(480)  # a lab, a failover and its checks
 
 ACTIVE = "ionos-de-fra"
 
