@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from failover import errors, s3
-from failover.velero import bucket, catalog, layout, models
+from failover.velero import bucket, layout, models
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,6 @@ class Replicator:
     def __init__(self, *, max_per_pass: int = 3, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.max_per_pass = max_per_pass
         self.clock = clock
-        self._source = catalog.BackupCatalog()
         self._done: dict[tuple[str, str, str], set[str]] = {}
 
     async def replicate(self, src: s3.S3Location, dst: s3.S3Location, *, site: str) -> StandbyLag:
@@ -101,7 +100,7 @@ class Replicator:
         copied = 0
         done = self._done.setdefault((dst.endpoint, dst.bucket, dst.prefix), set())
         try:
-            complete = await self._source.complete(src)
+            complete = [i for i in await bucket.backup_infos(src) if i.is_complete and i.completion_timestamp]
             if not done:
                 done.update(await _replicated(dst))
             todo = [i for i in sorted(complete, key=_completed, reverse=True) if i.name not in done]
@@ -124,15 +123,7 @@ class Replicator:
 
 async def _replicated(dst: s3.S3Location) -> set[str]:
     """Backups whose metadata is already in ``dst`` (metadata is copied last: they are complete)."""
-    names = set(await bucket.list_backups(dst))
-    present: set[str] = set()
-    for name in names:
-        try:
-            await bucket.read_backup(dst, name)
-        except errors.PermanentError:
-            continue
-        present.add(name)
-    return present
+    return {i.name for i in await bucket.backup_infos(dst)}
 
 
 def _completed(info: models.BackupInfo) -> datetime:

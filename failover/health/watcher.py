@@ -21,7 +21,7 @@ from failover.config import models
 from failover.health import checks, probes
 from failover.health.model import BackupRef, CheckKind, SiteView
 from failover.services import Services
-from failover.velero import catalog
+from failover.velero import bucket
 from providers.base import ClusterRef, ClusterState, Provider
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ class Watcher:
         self.roles = roles
         self.sites = {s.name: SiteState(s.name) for s in self.cfg.sites}
         self._sem = asyncio.Semaphore(self.cfg.health.concurrency)
-        self.catalog = catalog.BackupCatalog()
         self._tasks: list[asyncio.Task[None | None]] = []
 
     # --- checks ---------------------------------------------------------------------------------
@@ -114,7 +113,7 @@ class Watcher:
         return out
 
     async def _backup(self, state: SiteState, loc: s3.S3Location, rpo: float) -> str:
-        newest = await self.catalog.newest_complete(loc)
+        newest = await bucket.newest_complete(loc)
         if newest is not None and newest.completion_timestamp is not None:
             state.newest_backup = BackupRef(newest.name, newest.completion_timestamp)
         return await probes.backup_age(newest, rpo=rpo, clock=self.services.clock)

@@ -111,7 +111,10 @@ async def backup_infos(loc: s3.S3Location) -> list[models.BackupInfo]:
             async with limit:
                 try:
                     return await _read_metadata(client, loc, name)
-                except (s3.ObjectNotFound, errors.ProtocolError) as exc:
+                except s3.ObjectNotFound:  # no metadata yet: Velero or a replica is still writing it
+                    logger.debug("backup %s in %s has no metadata yet", name, loc.bucket)
+                    return None
+                except errors.ProtocolError as exc:
                     logger.warning("skipping backup %s in %s: %s", name, loc.bucket, exc)
                     return None
 
