@@ -128,9 +128,9 @@ class RestoreRun:
             self.restore_item(item, backup_name)
             self._progress(len(plan), self.tally.restored)
         phase = models.RestorePhase.PARTIALLY_FAILED if self.tally.errors else models.RestorePhase.COMPLETED
-        self._finish(phase)
         if (bsl.get("spec") or {}).get("accessMode", "ReadWrite") != "ReadOnly":
-            await self._upload(loc)
+            await self._upload(loc)  # as Velero: results and logs are in the bucket before the terminal phase
+        self._finish(phase)
         return None
 
     def plan(self, items: tuple[tarball.Item, ...]) -> list[tarball.Item]:
