@@ -218,6 +218,8 @@ class ApiClient:
                 )
             except httpx.TimeoutException as exc:
                 raise errors.TemporaryError(f"{self.service}: {method} {path} timed out") from exc
+            except httpx.ConnectError as exc:
+                raise errors.TemporaryError(f"{self.service}: {method} {path}: cannot connect") from exc
             except httpx.TransportError as exc:
                 raise errors.TemporaryError(
                     f"{self.service}: {method} {path} failed: {type(exc).__name__}"

@@ -59,8 +59,9 @@ class ProbeFailed(Exception):
 
 
 def _short(text: str) -> str:
-    # "kubernetes API of x: GET /readyz failed: ConnectError" -> keep the tail that says why
-    return text.rsplit(": ", 1)[-1] if len(text) > 80 else text
+    # "kubernetes API of x: GET /readyz: cannot connect" -> the check's name already says what
+    # was probed; keep the tail that says why
+    return text.rsplit(": ", 1)[-1]
 
 
 async def http_component(client: httpx.AsyncClient, *, scheme: str, address: str, port: int, fqdn: str,

@@ -101,7 +101,16 @@ async def story(args: argparse.Namespace, rt: runtime.Runtime, t0: float) -> dic
                 views[source].health.value == "healthy"
 
         await _wait(standbys_ready, timeout=60, what="a ready standby")
-        await asyncio.sleep(1.0)
+        wall_start = time.time()
+
+        async def users_data_replicated() -> bool:
+            # steady state: a backup taken after users began writing has reached a ready standby
+            views = d.watcher.views()
+            return len(gen.acked) >= 10 and any(
+                v.ready and v.newest_backup is not None and v.newest_backup.completed_at.timestamp() > wall_start + 2
+                for v in views.values() if v.role == "standby")
+
+        await _wait(users_data_replicated, timeout=90, what="a backup of the users' records on a standby")
         ready = [n for n, v in d.watcher.views().items() if v.ready]
         say(args, f"   ready standbys: {', '.join(ready)}; records written so far: {len(gen.acked)}")
         say(args, f"[bold]3. outage[/bold]: {source} ({cfg.site(source).provider}) goes down")
