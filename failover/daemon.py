@@ -90,12 +90,13 @@ class Daemon:
         self.cfg = runtime.config
         self.store = store or open_store(runtime)
         self.services = Services.open(runtime, self.store)
-        self.engine = engine_mod.Engine(store=self.store, services=self.services, observers=observers or [])
         self.watcher = Watcher(self.services, roles=lambda: roles_of(self.store, self.cfg))
         self.policy = controller.PolicyView.from_config(self.cfg)
         # the lease holder is the node's name, not the process: a daemon restarted after a crash
         # reclaims its own lease at once instead of waiting for it to expire
         self.holder = holder or os.environ.get("FAILOVER_NODE") or socket.gethostname()
+        self.engine = engine_mod.Engine(store=self.store, services=self.services, observers=observers or [],
+                                        holder=self.holder)
         self.lease_ttl = max(10.0, self.cfg.health.interval * 5)
         self._run_task: asyncio.Task[Any] | None = None
         self._run_id: str | None = None

@@ -94,7 +94,9 @@ class Engine:
 
     def __init__(self, *, store: Store, services: Any, observers: Sequence[RunObserver] = (),
                  clock: Callable[[], datetime] = utcnow, retry_base_delay: float = 1.0,
-                 retry_max_delay: float = 30.0) -> None:
+                 retry_max_delay: float = 30.0, holder: str | None = None) -> None:
+        #: when set, every mutating attempt first checks that this actor still holds the lease
+        self.holder = holder
         self.store = store
         self.services = services
         self.observers = list(observers)
@@ -360,6 +362,16 @@ class _Attempt:
     async def invoke(self, ctx: StepContext) -> StepResult:
         """The action itself: epoch check, timeout, exception translation, output check."""
         run = self.ex.run
+        if self.spec.mutating and self.ex.engine.holder is not None:
+            holder = self.ex.store.lease_holder()
+            if holder != self.ex.engine.holder:
+                # not a failure of the step: this actor must stop, and the lease's holder resumes
+                logger.warning("run %s: lease held by %s, not %s; stopping before %s", run.id, holder,
+                               self.ex.engine.holder, ctx.key)
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+                await asyncio.sleep(0)
         if self.spec.mutating:
             current = self.ex.store.current_epoch()
             if current > run.epoch:
