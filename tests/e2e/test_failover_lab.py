@@ -60,6 +60,10 @@ async def test_site_down_fails_over_automatically_and_old_site_stays_fenced(lab:
         assert {"role", "health", "reasons", "ready", "replication_lag_s"} <= site.keys(), name
     assert status["sites"][ACTIVE]["health"] in ("healthy", "degraded")  # never down before the fault
     assert status["sites"]["stackit-eu01"]["ready"] is True
+    plan = lab.cli("plan", "failover", "--to", "stackit-eu01", "--json")  # a dry run changes nothing
+    assert plan["changes_made"] is False and plan["backup"] and plan["within_rpo"] is True
+    assert plan["restore_groups"] == [0, 1, 2, 3, 4] and plan["stages"][0]["name"] == "fence"
+    assert newest_run(d) is None and daemon_mod.active_of(d.store, d.cfg) == ACTIVE
     lab.cli("lab", "break", ACTIVE, "--mode", "down")
     doc = await finished_run(d)
     assert doc["phase"] == "succeeded", doc
