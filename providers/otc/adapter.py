@@ -14,7 +14,6 @@ on the eu-de control plane. :func:`dns_region_warning` lets ``config validate`` 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import Iterable
@@ -22,16 +21,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import yaml
 
 from failover import errors, secrets
-from providers import base, http
+from providers import base, http, keystone, wire
 
 logger = logging.getLogger(__name__)
 
 #: per task: which token generation each authenticator last handed out (never the token itself)
-_handed_out: contextvars.ContextVar[dict[int, int]] = contextvars.ContextVar("otc_handed_out", default={})  # noqa: B039
 
 DNS_REGION = "eu-de"  #: the only region whose DNS endpoint manages public zones
 
@@ -153,7 +150,7 @@ class OtcProvider(base.Provider):
             raise errors.PermanentError(
                 f"provider otc: options.dns_project {self._dns_project!r} is not an {DNS_REGION} project; "
                 f"public zones are only manageable in {DNS_REGION}")
-        self._auth: dict[str, KeystoneAuth] = {}
+        self._auth: dict[str, keystone.KeystoneAuth] = {}
         self._clients: dict[tuple[str, str], http.ApiClient] = {}
         self._zone_ids: dict[str, str] = {}
 
@@ -165,11 +162,18 @@ class OtcProvider(base.Provider):
         override = self._settings.endpoints.get(f"{service}.{region.split('_')[0]}")
         return override.rstrip("/") if override else self._settings.endpoint(service)
 
-    def _authenticator(self, project: str) -> KeystoneAuth:
+    def _authenticator(self, project: str) -> keystone.KeystoneAuth:
         if project not in self._auth:
-            self._auth[project] = KeystoneAuth(
-                settings=self._settings, project=project,
-                client=self._client("iam", project, authenticated=False))
+            settings = self._settings
+
+            def identity() -> dict[str, Any]:
+                user = {"name": settings.secret("username"), "password": settings.secret("password"),
+                        "domain": {"name": settings.secret("domain")}}
+                return {"methods": ["password"], "password": {"user": user}}
+
+            self._auth[project] = keystone.KeystoneAuth(
+                client=self._client("iam", project, authenticated=False), identity=identity,
+                scope={"project": {"name": project}}, service=f"otc iam ({project})")
         return self._auth[project]
 
     def _client(self, service: str, region: str, *, authenticated: bool = True) -> http.ApiClient:
@@ -327,82 +331,15 @@ class OtcProvider(base.Provider):
             await asyncio.sleep(self._poll)
 
 
-class KeystoneAuth:
-    """Keystone v3 password auth for one OTC project: token cached until shortly before expiry.
-
-    The token arrives in ``X-Subject-Token``; it is registered for redaction at once and kept out
-    of every repr, log line and error text.
-    """
-
-    MARGIN = 300.0  #: renew this many seconds before ``expires_at``
-
-    def __init__(self, *, settings: base.ProviderSettings, project: str, client: http.ApiClient) -> None:
-        self._settings, self._project, self._client = settings, project, client
-        self._token: str | None = None
-        self._expires = 0.0
-        self._project_id: str | None = None
-        self._lock = asyncio.Lock()
-        self.issued = 0  #: tokens obtained so far (for tests and metrics)
-
-    def __repr__(self) -> str:
-        return f"KeystoneAuth(project={self._project!r}, cached={self._token is not None})"
-
-    async def headers(self, client: httpx.AsyncClient, *, refresh: bool = False) -> dict[str, str]:
-        return {"X-Auth-Token": await self._get(refresh=refresh)}
-
-    async def project_id(self) -> str:
-        await self._get(refresh=False)
-        assert self._project_id is not None
-        return self._project_id
-
-    async def _get(self, *, refresh: bool) -> str:
-        async with self._lock:
-            # concurrent requests rejected with the same token share one re-authentication: a
-            # refresh is skipped when this task was handed an older token than the cached one
-            handed = _handed_out.get().get(id(self))
-            stale = refresh and (handed is None or handed == self.issued)
-            if stale or self._token is None or time.time() >= self._expires - self.MARGIN:
-                await self._issue()
-            assert self._token is not None
-            _handed_out.set({**_handed_out.get(), id(self): self.issued})
-            return self._token
-
-    async def _issue(self) -> None:
-        user = {"name": self._settings.secret("username"), "password": self._settings.secret("password"),
-                "domain": {"name": self._settings.secret("domain")}}
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": user}},
-                         "scope": {"project": {"name": self._project}}}}
-        path = "/auth/tokens" if self._client.http.base_url.path.rstrip("/").endswith("/v3") else "/v3/auth/tokens"
-        response = await self._client.request("POST", path, json=body, ok=(201, 200))
-        token = response.headers.get("X-Subject-Token", "")
-        secrets.register(token)
-        try:
-            doc = response.json()["token"]
-            expires = datetime.fromisoformat(str(doc["expires_at"]).replace("Z", "+00:00")).timestamp()
-            project_id = str(doc["project"]["id"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise errors.ProtocolError(f"otc iam: token answer lacks a field ({type(exc).__name__})") from None
-        if not token:
-            raise errors.ProtocolError("otc iam: token answer has no X-Subject-Token header")
-        self._token, self._expires, self._project_id = token, expires, project_id
-        self.issued += 1
-        logger.debug("otc iam: token issued for project %s, valid until %s", self._project, doc["expires_at"])
-
-
-def _fqdn(name: str) -> str:
-    return name if name.endswith(".") else name + "."
+_fqdn = wire.fqdn
 
 
 def _obj(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise errors.ProtocolError(f"otc: {what} is not a JSON object")
-    return value
+    return wire.obj(value, what, service="otc")
 
 
 def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise errors.ProtocolError(f"otc: {what} is not a JSON array")
-    return value
+    return wire.array(value, what, service="otc")
 
 
 def _nodepool(item: Any) -> base.NodePoolStatus:
@@ -416,11 +353,7 @@ def _nodepool(item: Any) -> base.NodePoolStatus:
 
 
 def _recordset(zone: str, item: dict[str, Any]) -> base.DnsRecordSet:
-    try:
-        return base.DnsRecordSet(zone=_fqdn(zone), name=_fqdn(str(item["name"])), type=str(item["type"]),
-                                 values=tuple(str(r) for r in item["records"]), ttl=int(item["ttl"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise errors.ProtocolError(f"otc: DNS record set lacks a field ({exc})") from None
+    return wire.designate_recordset(zone, item, service="otc")
 
 
 def _component_regions(doc: Any) -> dict[str, set[str]]:

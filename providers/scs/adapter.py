@@ -29,7 +29,7 @@ import httpx
 import yaml
 
 from failover import errors, secrets
-from providers import base, http
+from providers import base, http, keystone, wire
 
 logger = logging.getLogger(__name__)
 S = base.ClusterState
@@ -141,8 +141,13 @@ class ScsProvider(base.Provider):
         self._verify = options.get("management_verify_tls", "true").lower() not in ("false", "0", "no")
         kw: dict[str, Any] = {"timeout": settings.timeout, "attempts": self._attempts, "max_delay": self._max_delay}
         self._keystone = http.ApiClient(base_url=settings.endpoint("keystone"), service="scs keystone", **kw)
-        self.auth = KeystoneAuth(settings=settings, client=self._keystone,
-                                 interface=options.get("interface", "public"))
+        def identity() -> dict[str, Any]:
+            credential = {"id": settings.secret("application_credential_id"),
+                          "secret": settings.secret("application_credential_secret")}
+            return {"methods": ["application_credential"], "application_credential": credential}
+
+        self.auth = keystone.KeystoneAuth(client=self._keystone, identity=identity, service="scs keystone",
+                                          interface=options.get("interface", "public"))
         self._management = http.ApiClient(
             base_url=settings.endpoint("management"), service="scs management cluster",
             auth=BearerToken(settings), verify=self._verify, **kw)
@@ -336,69 +341,6 @@ class ScsProvider(base.Provider):
         self._designate = None
 
 
-class KeystoneAuth:
-    """Keystone v3 application-credential auth: one token (and its catalog) cached until shortly
-    before ``expires_at``. The token is registered for redaction the moment it arrives."""
-
-    MARGIN = 300.0  #: renew this many seconds before ``expires_at``
-
-    def __init__(self, *, settings: base.ProviderSettings, client: http.ApiClient, interface: str) -> None:
-        self._settings, self._client, self._interface = settings, client, interface
-        self._token: str | None = None
-        self._expires = 0.0
-        self._catalog: list[dict[str, Any]] = []
-        self._lock = asyncio.Lock()
-        self.issued = 0  #: tokens obtained so far (for tests and metrics)
-
-    def __repr__(self) -> str:
-        return f"KeystoneAuth(cached={self._token is not None})"
-
-    async def headers(self, client: httpx.AsyncClient, *, refresh: bool = False) -> dict[str, str]:
-        return {"X-Auth-Token": await self._get(refresh=refresh)}
-
-    async def endpoint(self, service_type: str, *, region: str | None) -> str | None:
-        """The catalog URL of ``service_type`` on this interface (in ``region`` when given)."""
-        await self._get(refresh=False)
-        for service in self._catalog:
-            if service.get("type") != service_type:
-                continue
-            for ep in service.get("endpoints") or []:
-                if not isinstance(ep, dict) or ep.get("interface") != self._interface:
-                    continue
-                if region is None or region in (ep.get("region_id"), ep.get("region")):
-                    return str(ep["url"])
-        return None
-
-    async def _get(self, *, refresh: bool) -> str:
-        async with self._lock:
-            if refresh or self._token is None or time.time() >= self._expires - self.MARGIN:
-                await self._issue()
-            assert self._token is not None
-            return self._token
-
-    async def _issue(self) -> None:
-        credential = {"id": self._settings.secret("application_credential_id"),
-                      "secret": self._settings.secret("application_credential_secret")}
-        body = {"auth": {"identity": {"methods": ["application_credential"],
-                                      "application_credential": credential}}}
-        path = "/auth/tokens" if self._client.http.base_url.path.rstrip("/").endswith("/v3") else "/v3/auth/tokens"
-        response = await self._client.request("POST", path, json=body, ok=(201, 200))
-        token = response.headers.get("X-Subject-Token", "")
-        secrets.register(token)
-        try:
-            doc = response.json()["token"]
-            expires = datetime.fromisoformat(str(doc["expires_at"]).replace("Z", "+00:00")).timestamp()
-            catalog = [c for c in doc.get("catalog") or [] if isinstance(c, dict)]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise errors.ProtocolError(f"scs keystone: token answer lacks a field ({type(exc).__name__})") from None
-        if not token:
-            raise errors.ProtocolError("scs keystone: token answer has no X-Subject-Token header")
-        self._token, self._expires, self._catalog = token, expires, catalog
-        self.issued += 1
-        logger.debug("scs keystone: token issued, valid until %s, %d catalog services",
-                     doc["expires_at"], len(catalog))
-
-
 class BearerToken:
     """The management cluster's bearer token, read from its credential (again on a 401, so a
     rotated token file is picked up)."""
@@ -416,8 +358,7 @@ class BearerToken:
         return {"Authorization": f"Bearer {self._token}"}
 
 
-def _fqdn(name: str) -> str:
-    return name if name.endswith(".") else name + "."
+_fqdn = wire.fqdn
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -425,15 +366,11 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def _obj(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise errors.ProtocolError(f"scs: {what} is not a JSON object")
-    return value
+    return wire.obj(value, what, service="scs")
 
 
 def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise errors.ProtocolError(f"scs: {what} is not a JSON array")
-    return value
+    return wire.array(value, what, service="scs")
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -484,11 +421,7 @@ def _register_kubeconfig(text: str) -> None:
 
 
 def _recordset(zone: str, item: dict[str, Any]) -> base.DnsRecordSet:
-    try:
-        return base.DnsRecordSet(zone=_fqdn(zone), name=_fqdn(str(item["name"])), type=str(item["type"]),
-                                 values=tuple(str(r) for r in item["records"]), ttl=int(item["ttl"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise errors.ProtocolError(f"scs: Designate record set lacks a field ({exc})") from None
+    return wire.designate_recordset(zone, item, service="scs designate")
 
 
 def _incident(item: dict[str, Any], components: list[str], affects: list[dict[str, Any]]) -> base.Incident:
