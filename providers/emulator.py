@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from failover import serving
 from providers import base
 
 
@@ -144,13 +145,7 @@ class EmulatorBase:
 
     async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 = ephemeral); return the base URL."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None and isinstance(server, asyncio.base_events.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
+        self._runner, self.port = await serving.serve(self.app(), host=host, port=port)
         self.url = f"http://{host}:{self.port}"
         return self.url
 

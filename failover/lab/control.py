@@ -15,13 +15,12 @@ Unknown site → 404, a bad mode or component → 400 (with the reason).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
 import httpx
 from aiohttp import web
 
-from failover import errors
+from failover import errors, serving
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -52,13 +51,8 @@ class ControlServer:
         app.router.add_post("/sites/{site}/break", self._break)
         app.router.add_post("/sites/{site}/heal", self._heal)
         app.router.add_get("/sites/{site}/records", self._records)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.url = f"http://{host}:{server.sockets[0].getsockname()[1]}"
+        self._runner, bound = await serving.serve(app, host=host, port=port)
+        self.url = f"http://{host}:{bound}"
         return self.url
 
     async def close(self) -> None:

@@ -14,13 +14,13 @@ site after a failover is how the lab *measures* data loss.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
 
 from aiohttp import web
 
+from failover import serving
 from failover.config import models
 from failover.lab.kube import types as kt
 from failover.lab.seed import RECORD_LABEL
@@ -132,13 +132,8 @@ class Ingress:
     async def start(self, *, host: str, port: int = 0) -> None:
         app = web.Application(middlewares=[self._site_header])
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.host, self.port = host, int(server.sockets[0].getsockname()[1])
+        self._runner, self.port = await serving.serve(app, host=host, port=port, handler_cancellation=True)
+        self.host = host
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from failover import serving
 from failover.lab.kube import patch as patching
 from failover.lab.kube import types as kt
 from failover.lab.kube.store import MemoryStore
@@ -448,8 +449,5 @@ class KubeApiServer:
 
 
 async def start_kube_api(store: MemoryStore, *, host: str = "127.0.0.1", port: int = 0) -> KubeApiServer:
-    runner = web.AppRunner(make_app(store), access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    return KubeApiServer(store, runner, host, int(runner.addresses[0][1]))
+    runner, bound = await serving.serve(make_app(store), host=host, port=port, shutdown_timeout=0.5)
+    return KubeApiServer(store, runner, host, bound)
