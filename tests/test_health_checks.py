@@ -71,3 +71,12 @@ def test_readiness_requires_every_kind() -> None:
     assert not ok and why == ("backup: x", "no storage check")
     ok, why = checks.readiness([r("kube", CheckKind.KUBE, True)], required=[CheckKind.KUBE])
     assert ok and why == ()
+
+
+def test_outage_start_comes_from_the_checks_behind_the_down_verdict() -> None:
+    early = CheckResult(name="pad", kind=CheckKind.COMPONENT, passing=False, critical=False,
+                        consecutive_failures=40, failing_since=T0 - timedelta(minutes=5), detail="503")
+    kube = CheckResult(name="kube", kind=CheckKind.KUBE, passing=False, consecutive_failures=3,
+                       failing_since=T0, detail="refused")
+    v = checks.site_health([kube, early], critical_majority=0.5)
+    assert v.health is Health.DOWN and v.outage_started_at == T0 and v.down_checks == 3

@@ -62,13 +62,16 @@ async def mark_active(ctx: StepContext, p: MarkActiveParams) -> StepResult:
     detected = common.parse_time(p.detected_at)
     verified = common.parse_time(p.verified_at) or now
     completed = common.parse_time(p.backup_completed_at)
+    window = _seconds(outage, completed)
     summary: StepResult = {
         "from": p.source, "to": p.to, "backup": p.backup,
         "backup_completed_at": p.backup_completed_at,
         "outage_started_at": p.outage_started_at, "detected_at": p.detected_at,
         "verified_at": verified.isoformat(),
         "rto_s": _seconds(verified, outage), "rto_from_detection_s": _seconds(verified, detected),
-        "data_loss_window_s": _seconds(outage, completed),
+        # a backup completed after the outage began (its storage outlived the site) lost nothing
+        "data_loss_window_s": None if window is None else max(0.0, window),
+        "backup_after_outage_start": window is not None and window < 0,
     }
     ctx.progress(f"{p.to} is now active; {p.source} stays fenced")
     return summary

@@ -87,15 +87,18 @@ def site_health(checks: Iterable[CheckResult], *, critical_majority: float) -> V
     components = [c for c in checks if c.kind is CheckKind.COMPONENT and c.critical]
     failing = _failing(checks)
     reasons = tuple(f"{c.name}: {c.detail}" if c.detail else c.name for c in failing)
-    starts = [c.failing_since for c in failing if c.failing_since is not None]
-    started = min(starts) if starts else None
     kube_down = any(c.passing is False for c in kube)
     failing_components = [c for c in components if c.passing is False]
     majority_down = bool(components) and len(failing_components) / len(components) > critical_majority
     if kube_down or majority_down:
+        # the outage began when the checks that make the verdict began failing (a non-critical
+        # check failing for a while before must not move the outage start, and so the RTO)
         driving = [c for c in kube if c.passing is False] if kube_down else failing_components
         down_checks = max((c.consecutive_failures for c in driving), default=0)
-        return Verdict(Health.DOWN, reasons, started, down_checks)
+        starts = [c.failing_since for c in driving if c.failing_since is not None]
+        return Verdict(Health.DOWN, reasons, min(starts) if starts else None, down_checks)
+    starts = [c.failing_since for c in failing if c.failing_since is not None]
+    started = min(starts) if starts else None
     known_components = [c for c in components if c.passing is not None]
     if any(c.passing is None for c in kube) or (components and len(known_components) * 2 < len(components)):
         return Verdict(Health.UNKNOWN, reasons, started, 0)

@@ -96,6 +96,18 @@ async def workloads(kube: KubeClient, component: models.Component) -> str:
     return f"{len(component.workloads)} ready"
 
 
+async def bsl_available(kube: KubeClient, namespace: str, name: str) -> str:
+    """The site's Velero BackupStorageLocation reports ``Available`` (Velero validated the bucket)."""
+    bsl = await kube.get(kt.VELERO_BSLS, namespace, name)
+    if bsl is None:
+        raise ProbeFailed(f"BackupStorageLocation {name} missing")
+    status = bsl.get("status") or {}
+    if status.get("phase") != "Available":
+        message = status.get("message") or status.get("phase") or "no status yet"
+        raise ProbeFailed(f"BackupStorageLocation {name}: {message}")
+    return "Available"
+
+
 async def dns_answer(resolver: dns.asyncresolver.Resolver, fqdn: str, expected: str) -> str:
     """The name resolves to exactly the expected address (a real DNS query)."""
     try:

@@ -12,6 +12,7 @@ Kubernetes API, its bucket, a replicated backup within the RPO, the DNS provider
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from providers.base import ClusterRef, ClusterState, Provider
 logger = logging.getLogger(__name__)
 
 READY_KINDS = (CheckKind.KUBE, CheckKind.STORAGE, CheckKind.BACKUP, CheckKind.DNS)
+BUCKET_CHECKS = frozenset({"storage", "backup"})
 
 
 @dataclass
@@ -64,8 +66,12 @@ class Watcher:
         ep = svc.runtime.sites[state.name]
         out: list[tuple[checks.Check, Callable[[], Awaitable[str]]]] = []
         kube = svc.kube.get(state.name)
+        site = self.cfg.site(state.name)
         if kube is not None:
             out.append((self._check(state, "kube", CheckKind.KUBE), lambda: probes.kube_readyz(kube)))
+            if state.role == models.Role.STANDBY.value:
+                out.append((self._check(state, "bsl", CheckKind.STORAGE),
+                            lambda: probes.bsl_available(kube, site.velero_namespace, site.bsl)))
         if ep.storage is not None:
             loc = ep.storage
             rpo = self.cfg.policy.rpo
@@ -100,6 +106,12 @@ class Watcher:
                 return "ok"
 
             out.append((self._check(state, comp.name, CheckKind.COMPONENT, critical=comp.critical), run))
+        kube = svc.kube.get(state.name)
+        if kube is not None:
+            for comp in svc.runtime.profile.components:
+                if comp.workloads:  # workload readiness in the site's cluster (the ingress's 503 has a cause)
+                    check = self._check(state, f"{comp.name} workloads", CheckKind.WORKLOADS, critical=False)
+                    out.append((check, functools.partial(probes.workloads, kube, comp)))
         if svc.resolver is not None and ep.ingress_address:
             resolver, address = svc.resolver, str(ep.ingress_address)
             names = sorted(svc.runtime.hostnames.values())
@@ -144,7 +156,8 @@ class Watcher:
         h = self.cfg.health
 
         async def one(check: checks.Check, fn: Callable[[], Awaitable[str]]) -> None:
-            timeout = h.storage_timeout if check.kind in (CheckKind.STORAGE, CheckKind.BACKUP) else h.timeout
+            # object storage answers slower than an API: the bucket checks get their own timeout
+            timeout = h.storage_timeout if check.name in BUCKET_CHECKS else h.timeout
             async with self._sem:
                 check.observe(await probes.sample(fn, timeout=timeout, clock=self.services.clock))
 
