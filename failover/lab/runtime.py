@@ -139,13 +139,24 @@ def signal_process(record: PidRecord, sig: signal.Signals) -> None:
             os.kill(record.pid, sig)
 
 
+def _exists(pid: int) -> bool:
+    """The process is still there and not a zombie (an exiting process has lost its cmdline first)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return (stat.rsplit(")", 1)[-1].split() or ["X"])[0] not in ("Z", "X")
+
+
 def wait_gone(records: list[PidRecord], *, timeout: float) -> list[PidRecord]:
-    """Wait until every record's process is gone; return those still alive after ``timeout``."""
+    """Wait until every record's process has exited (not merely stopped looking like its command);
+    return those still alive after ``timeout``."""
     deadline = time.monotonic() + timeout
+    pids = {r.pid for r in records if is_alive(r)}
     while True:
-        alive = [r for r in records if is_alive(r)]
+        alive = [r for r in records if is_alive(r) or (r.pid in pids and _exists(r.pid))]
         if not alive or time.monotonic() >= deadline:
-            return alive
+            return [r for r in alive if is_alive(r)]
         time.sleep(0.05)
 
 

@@ -117,8 +117,9 @@ async def test_blackhole_with_the_preferred_standby_unready_fails_over_to_the_ne
     doc = await finished_run(d)
     assert doc["phase"] == "succeeded" and doc["to"] == "otc-eu-de", doc
     sentences = [dec.sentence for dec in d.store.decisions(limit=50)]
-    assert any("stackit-eu01 skipped (not ready: storage" in s and "otc-eu-de ready" in s for s in sentences), \
-        sentences
+    assert any("stackit-eu01 skipped (not ready: " in s and "otc-eu-de ready" in s for s in sentences), sentences
+    reasons = d.watcher.views()["stackit-eu01"].ready_reasons
+    assert any(r.startswith(("storage:", "bsl:")) for r in reasons), reasons
     assert any("timed out" in s for s in sentences if s.startswith(f"{ACTIVE} down")), sentences
     assert d.watcher.views()[ACTIVE].role == "fenced"
     await assert_served_by(lab, "otc-eu-de")
