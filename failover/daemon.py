@@ -27,10 +27,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from failover import controller, replicate, s3, tasks
+from failover import controller, replicate, s3
 from failover.actions import fence as fence_actions
 from failover.config import models
 from failover.config.runtime import Runtime
+from failover.core import tasks
 from failover.health.model import SiteView
 from failover.health.watcher import Watcher
 from failover.playbook import engine as engine_mod

@@ -1,6 +1,6 @@
 """A small Kubernetes API client for what the failover needs: objects, Velero CRs, /scale, readiness.
 
-It is built on :class:`providers.http.ApiClient` so that a site's Kubernetes API fails exactly like
+It is built on :class:`failover.core.http.ApiClient` so that a site's Kubernetes API fails exactly like
 a provider API does (timeouts and 5xx are temporary, 404 is ``NotFoundError``, 409 an
 ``ApiError`` with status 409). Restores and DNS are long, the calls here are short: default
 timeout 5 s, retried on temporary failures. kubernetes-asyncio's typed clients are used by the
@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from failover.lab.kube import types as kt
-from providers import http
+from failover.core import http
+from failover.core import kubetypes as kt
 
 KubeObject = dict[str, Any]
 

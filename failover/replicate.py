@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from failover import errors, s3
+from failover import s3
+from failover.core import errors
 from failover.velero import bucket, layout, models
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ default trailers), short connect/read timeouts and few retries (the caller's ret
 how long to keep trying, not botocore's).
 
 botocore and aiohttp exceptions never leave this module's context managers: connection problems,
-timeouts, throttling and 5xx become :class:`~failover.errors.TemporaryError`; a missing bucket or
-object or a refused credential becomes a :class:`~failover.errors.PermanentError` subclass below,
+timeouts, throttling and 5xx become :class:`~failover.core.errors.TemporaryError`; a missing bucket or
+object or a refused credential becomes a :class:`~failover.core.errors.PermanentError` subclass below,
 so callers can tell "the backup is not there" from "the storage is down".
 """
 
@@ -27,7 +27,7 @@ import botocore.exceptions
 from aiobotocore.config import AioConfig
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
-from failover import errors, secrets
+from failover.core import errors, secrets
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0

@@ -16,8 +16,8 @@ from typing import Any
 import dns.asyncresolver
 import httpx
 
-from failover import errors
 from failover.config.runtime import Runtime, SiteEndpoints
+from failover.core import errors
 from failover.health import probes
 from failover.kube import KubeClient
 from providers import registry

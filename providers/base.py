@@ -9,11 +9,11 @@ Methods are grouped by how critical their timing is (after Patroni's ``AbstractD
 * **read, needed to act** — :meth:`Provider.kubeconfig`, :meth:`Provider.dns_get`,
   :meth:`Provider.s3_endpoint`.
 
-Every method raises only :mod:`failover.errors` types: :class:`~failover.errors.TemporaryError`
+Every method raises only :mod:`failover.core.errors` types: :class:`~failover.core.errors.TemporaryError`
 (timeouts, connection errors, 429 with ``delay`` from ``Retry-After``, 5xx; already retried with
 backoff inside the adapter, so the caller sees it only once retries are exhausted) or
-:class:`~failover.errors.PermanentError` (400/403/404/validation; :class:`~failover.errors.AuthError`
-when credentials are rejected after one re-authentication; :class:`~failover.errors.ProtocolError`
+:class:`~failover.core.errors.PermanentError` (400/403/404/validation; :class:`~failover.core.errors.AuthError`
+when credentials are rejected after one re-authentication; :class:`~failover.core.errors.ProtocolError`
 for a malformed answer). An unknown new enum value from a provider is not an error: it maps to
 ``unknown`` with the raw value kept. Tokens are cached until expiry and never logged or printed.
 """
@@ -29,7 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from failover import errors, secrets
+from failover.core import errors, secrets
 
 ProviderKind = Literal["ionos", "stackit", "otc", "scs", "powerdns"]
 

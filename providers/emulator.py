@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from failover import serving
+from failover.core import serving
 from providers import base
 
 

@@ -21,8 +21,7 @@ from typing import Any
 
 import httpx
 
-from failover import errors, secrets
-from providers import http
+from failover.core import errors, http, secrets
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ _handed_out: contextvars.ContextVar[dict[int, int]] = contextvars.ContextVar(
 
 
 class KeystoneAuth:
-    """An :class:`providers.http.Authenticator` holding one Keystone token (and its catalog)."""
+    """An :class:`failover.core.http.Authenticator` holding one Keystone token (and its catalog)."""
 
     MARGIN = 300.0  #: renew this many seconds before ``expires_at``
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from failover import errors
+from failover.core import errors
 from providers import base
 
 _MODULES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover import errors
+from failover.core import errors
 from providers import base
 
 

@@ -2,7 +2,7 @@
 
 Every log record of the project's loggers (DEBUG and up) and every WARNING+ record of any other
 logger is kept as formatted text. Adapters register each token the moment they receive it
-(:func:`failover.secrets.register`); at the end of the session the captured lines are grepped for
+(:func:`failover.core.secrets.register`); at the end of the session the captured lines are grepped for
 every registered secret, and a leak fails the run with the offending line (masked).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from failover import secrets
+from failover.core import secrets
 
 
 class _Capture(logging.Handler):

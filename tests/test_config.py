@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from failover import cli, errors
+from failover import cli
 from failover.config import loader
+from failover.core import errors
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from failover import errors, secrets
 from failover.config import loader, runtime
+from failover.core import errors, secrets
 
 REPO = Path(__file__).resolve().parents[1]
 

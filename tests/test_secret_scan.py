@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from failover import secrets
+from failover.core import secrets
 from tests import conftest
 
 

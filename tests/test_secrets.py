@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from failover import secrets
+from failover.core import secrets
 
 
 def test_registered_secret_is_masked_in_logs_and_text(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from failover import errors
 from failover.config import models
+from failover.core import errors
+from failover.core import kubetypes as kt
 from failover.kube import KubeClient
-from failover.lab.kube import types as kt
 from failover.playbook.engine import StepContext
 from failover.playbook.model import JSON
 from failover.services import Services

@@ -13,8 +13,8 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict
 
-from failover import errors
 from failover.actions import common
+from failover.core import errors
 from failover.health import probes
 from failover.playbook import registry
 from failover.playbook.engine import StepContext, StepResult

@@ -14,10 +14,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from failover import errors, replicate, secrets
+from failover import replicate
 from failover.actions import common
 from failover.config import models
-from failover.lab.kube import types as kt
+from failover.core import errors, secrets
+from failover.core import kubetypes as kt
 from failover.playbook import registry
 from failover.playbook.engine import StepContext, StepResult
 from failover.playbook.model import JSON

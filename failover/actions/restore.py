@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from failover import errors
 from failover.actions import common
 from failover.config import models
+from failover.core import errors
+from failover.core import kubetypes as kt
 from failover.kube import KubeClient, workload_ready
-from failover.lab.kube import types as kt
 from failover.playbook import registry
 from failover.playbook.engine import StepContext, StepResult
 from failover.velero import bucket

@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from failover import __version__, errors, secrets
+from failover import __version__
+from failover.core import errors, secrets
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from failover import errors
 from failover.cli import output
 from failover.config import loader
+from failover.core import errors
 from failover.lab import control
 from failover.lab import runtime as lab_runtime
 

@@ -10,9 +10,9 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from failover import errors
 from failover.cli import output
 from failover.config import loader, runtime
+from failover.core import errors
 
 logger = logging.getLogger("failover.cli")
 

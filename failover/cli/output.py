@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 
-from failover import secrets
+from failover.core import secrets
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)

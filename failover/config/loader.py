@@ -17,8 +17,8 @@ from typing import Any
 
 import pydantic
 
-from failover import errors
 from failover.config import models, yamlpos
+from failover.core import errors
 
 ENV_CONFIG = "FAILOVER_CONFIG"
 ENV_STATE = "FAILOVER_STATE_DIR"
@@ -121,7 +121,7 @@ def _warnings(cfg: models.Config) -> list[str]:
 def load(path: Path | None = None) -> Loaded:
     """Load and validate ``path`` (default: :func:`default_config_path`) and its profile.
 
-    Raises :class:`~failover.errors.ConfigError` listing every problem with file:line.
+    Raises :class:`~failover.core.errors.ConfigError` listing every problem with file:line.
     """
     path = (path or default_config_path()).resolve()
     located = yamlpos.load_file(path)

@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from failover import errors, s3, secrets
+from failover import s3
 from failover.config import loader, models
+from failover.core import errors, secrets
 from providers.base import ClusterRef, Credential, ProviderSettings
 
 

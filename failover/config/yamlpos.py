@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from failover import errors
+from failover.core import errors
 
 PathKey = tuple[str | int, ...]
 

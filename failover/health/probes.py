@@ -18,11 +18,12 @@ import dns.exception
 import dns.resolver
 import httpx
 
-from failover import errors, s3
+from failover import s3
 from failover.config import models
+from failover.core import errors
+from failover.core import kubetypes as kt
 from failover.health.checks import Sample
 from failover.kube import KubeClient, workload_ready
-from failover.lab.kube import types as kt
 from failover.velero import bucket
 from failover.velero import models as models_v
 

@@ -17,8 +17,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from failover import s3, tasks
+from failover import s3
 from failover.config import models
+from failover.core import tasks
 from failover.health import checks, probes
 from failover.health.model import BackupRef, CheckKind, SiteView
 from failover.services import Services

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 from aiohttp import web
 
-from failover import errors, serving
+from failover.core import errors, serving
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -94,7 +94,7 @@ class ControlServer:
 
 
 class ControlClient:
-    """Client of :class:`ControlServer`; raises only :mod:`failover.errors` types."""
+    """Client of :class:`ControlServer`; raises only :mod:`failover.core.errors` types."""
 
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url.rstrip("/")

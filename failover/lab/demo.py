@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 
 from failover import daemon as daemon_mod
-from failover import errors, tasks
 from failover.cli import live, output
 from failover.config import loader, runtime
+from failover.core import errors, tasks
 from failover.lab import generator as gen_mod
 
 log = logging.getLogger("failover.demo")

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from failover import serving
 from failover.config import models
+from failover.core import serving
 from failover.lab.kube import types as kt
 from failover.lab.seed import RECORD_LABEL
 

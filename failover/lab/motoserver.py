@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from failover import errors
+from failover.core import errors
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from failover import errors, secrets
+from failover.core import errors, secrets
 
 PDNS_SERVER = "pdns_server"
 SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")

@@ -21,7 +21,7 @@ import logging
 import socket
 from enum import StrEnum
 
-from failover import tasks
+from failover.core import tasks
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from failover import errors
+from failover.core import errors
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
-from failover import errors, s3, secrets
+from failover import s3
 from failover.config import loader, models
+from failover.core import errors, secrets
 from failover.lab import control, pdns, seed
 from failover.lab import ingress as ingress_mod
 from failover.lab import runtime as lab_runtime

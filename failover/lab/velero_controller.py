@@ -22,7 +22,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from failover import errors, retry, s3, secrets, tasks
+from failover import s3
+from failover.core import errors, retry, secrets, tasks
 from failover.lab.kube import types as kt
 from failover.lab.velero_restore import RestoreRun
 from failover.velero import bucket, models, selection, tarball

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from failover import errors, retry, s3, secrets
+from failover import s3
+from failover.core import errors, retry, secrets
 from failover.lab.kube import types as kt
 from failover.velero import bucket, models, selection, tarball
 

@@ -9,8 +9,8 @@ Why it is built this way:
   execution. Side effects are made exactly-once by the actions themselves (an idempotency key from
   the run id and the step key), which is why every action must be idempotent.
 * **A step never raises out of the engine** (kopf's ``execute_handler_once``): a
-  :class:`~failover.errors.TemporaryError` is retried (``retries:``; backoff through
-  :mod:`failover.retry`, honouring ``.delay``); a :class:`~failover.errors.PermanentError` fails the
+  :class:`~failover.core.errors.TemporaryError` is retried (``retries:``; backoff through
+  :mod:`failover.core.retry`, honouring ``.delay``); a :class:`~failover.core.errors.PermanentError` fails the
   step; any other exception fails it with its type and redacted message. Only cancellation
   propagates (the daemon lost the lease): the attempt is journaled ``interrupted`` and the run stays
   ``running`` for the next lease holder to resume.
@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from failover import errors, retry, secrets, tasks
+from failover.core import errors, retry, secrets, tasks
 from failover.playbook import registry, templating
 from failover.playbook.model import JSON, OnFailure, Playbook, Step, StepContext, StepResult
 from failover.playbook.observers import RunObserver, notify
@@ -301,7 +301,7 @@ class _Execution:
 
 
 class _Attempt:
-    """One callable per step for :func:`failover.retry.call`: each call is one journaled attempt."""
+    """One callable per step for :func:`failover.core.retry.call`: each call is one journaled attempt."""
 
     def __init__(self, ex: _Execution, step: Step, *, key: str, iteration: str | None,
                  spec: registry.ActionSpec, params: BaseModel) -> None:

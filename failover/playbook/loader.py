@@ -2,7 +2,7 @@
 
 A failover must never stop half-way because of a typo, so every problem of a playbook is found
 *before* anything runs and reported at once, each as ``file:line: message`` in one
-:class:`~failover.errors.PlaybookError` (Velero's ``ValidationErrors``): unknown actions, ``with:``
+:class:`~failover.core.errors.PlaybookError` (Velero's ``ValidationErrors``): unknown actions, ``with:``
 parameters the action's pydantic model rejects, duplicate step ids, templates naming unknown
 parameters, steps or variables (or steps of the same or a later stage, whose outputs cannot
 exist yet), bad timeouts and retries, YAML syntax errors.
@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from failover import errors
 from failover.config import yamlpos
+from failover.core import errors
 from failover.playbook import registry, templating
 from failover.playbook.model import PARAM_TYPES, OnFailure, ParamSpec, Playbook, Stage, Step
 from failover.store import JSON

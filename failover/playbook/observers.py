@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from failover import secrets
+from failover.core import secrets
 from failover.store import RunRecord, StepRecord
 
 logger = logging.getLogger(__name__)

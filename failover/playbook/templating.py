@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 
-from failover import errors
+from failover.core import errors
 from failover.store import JSON
 
 TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")

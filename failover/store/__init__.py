@@ -10,8 +10,8 @@ store for several daemons would implement the same protocol.
 Contracts shared by every implementation:
 
 * every write is durable when the method returns (SQLite: ``synchronous=FULL``);
-* a busy database raises :class:`~failover.errors.TemporaryError` (retry), a corrupt one
-  :class:`~failover.errors.PermanentError`;
+* a busy database raises :class:`~failover.core.errors.TemporaryError` (retry), a corrupt one
+  :class:`~failover.core.errors.PermanentError`;
 * the journal is append-only: a step record is inserted when an attempt starts and completed
   once when it ends; nothing is ever deleted.
 """

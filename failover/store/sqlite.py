@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from failover import errors
+from failover.core import errors
 from failover.store import JSON, DecisionRecord, RunPhase, RunRecord, StepRecord, StepStatus
 
 MIGRATIONS: tuple[str, ...] = (

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from failover import errors, s3
+from failover import s3
+from failover.core import errors
 from failover.velero import layout, models, tarball
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 ``velero-backup.json`` and the Backup CR are the same JSON document (Velero serialises the CR into
 the bucket). The product decides *which backup to restore* from it, so parsing is strict where a
 wrong answer would be dangerous (phase, timestamps, name) and lenient elsewhere: a malformed
-document raises :class:`~failover.errors.ProtocolError` naming the field, never a KeyError deep
+document raises :class:`~failover.core.errors.ProtocolError` naming the field, never a KeyError deep
 inside a decision. The raw document is kept beside the typed view for the few callers (the lab
 controller, replication) that need to pass it on unchanged.
 """
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from failover import errors
+from failover.core import errors
 
 
 class BackupPhase(StrEnum):

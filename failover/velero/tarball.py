@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from failover import errors
+from failover.core import errors
 
 FORMAT_VERSION = "1.1.0"
 VERSION_FILE = "metadata/version"

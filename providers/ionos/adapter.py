@@ -8,7 +8,7 @@ AVAILABLE), so a DNS switch is a set of per-record ``PUT``/``DELETE`` calls foll
 each record until IONOS reports it applied. Managed Kubernetes reports a cluster state and one
 state per node pool; both use the Cloud API's ``DatacenterElementMetadata.state`` enum, which the
 live API has grown beyond the 2023 spec (HIBERNATING, FAILED_HIBERNATING, MAINTENANCE).
-Every HTTP call goes through :class:`providers.http.ApiClient` (retries, error mapping).
+Every HTTP call goes through :class:`failover.core.http.ApiClient` (retries, error mapping).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import httpx
 import jwt
 import yaml
 
-from failover import errors, secrets
-from providers import base, http
+from failover.core import errors, http, secrets
+from providers import base
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _option(settings: base.ProviderSettings, name: str, default: float, *, low: 
 
 
 class TokenAuth:
-    """:class:`providers.http.Authenticator` for IONOS: a JWT from ``GET /tokens/generate`` (HTTP
+    """:class:`failover.core.http.Authenticator` for IONOS: a JWT from ``GET /tokens/generate`` (HTTP
     Basic), cached until its ``exp``; or a configured token, for which a 401 is final."""
 
     def __init__(self, *, load: Callable[[str], str], auth_url: str | None, static: bool, timeout: float,

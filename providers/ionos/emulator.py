@@ -34,7 +34,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from failover import tasks
+from failover.core import tasks
 from providers import base
 from providers.emulator import DnsBackend, EmulatorBase, MemoryDns, read_json
 

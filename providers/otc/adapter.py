@@ -1,7 +1,7 @@
 """The Open Telekom Cloud adapter: CCE cluster health, kubeconfig, public DNS and the status page.
 
 OTC has no async SDK (``otcextensions`` is sync), so this talks HTTP through the shared
-:class:`~providers.http.ApiClient`, authenticated the way OTC requires: a Keystone v3 password
+:class:`~failover.core.http.ApiClient`, authenticated the way OTC requires: a Keystone v3 password
 token (``X-Subject-Token``, valid 24 h) scoped to a *project named after the region*, sent as
 ``X-Auth-Token``. Tokens are cached per project until shortly before ``expires_at``.
 
@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from failover import errors, secrets
-from providers import base, http, keystone, wire
+from failover.core import errors, http, secrets
+from providers import base, keystone, wire
 
 logger = logging.getLogger(__name__)
 

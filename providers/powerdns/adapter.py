@@ -8,7 +8,7 @@ change is live; it reads first and skips the write when the record set already m
 
 from __future__ import annotations
 
-from failover import errors
+from failover.core import errors
 from providers import base
 from providers.powerdns.backend import PowerDnsApi, dotted
 

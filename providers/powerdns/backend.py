@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from failover import secrets
-from providers import base, http
+from failover.core import http, secrets
+from providers import base
 
 
 def dotted(name: str) -> str:
@@ -31,7 +31,7 @@ def _write_lock(api_url: str) -> asyncio.Lock:
 
 
 class PowerDnsApi:
-    """A thin client of ``/api/v1/servers/{server_id}`` (errors mapped by :mod:`providers.http`)."""
+    """A thin client of ``/api/v1/servers/{server_id}`` (errors mapped by :mod:`failover.core.http`)."""
 
     def __init__(self, *, api_url: str, api_key: str, server_id: str = "localhost",
                  timeout: float = http.DEFAULT_TIMEOUT, attempts: int = 3) -> None:

@@ -4,7 +4,7 @@ SCS is OpenStack plus Cluster API, so the provider's view of a site is split ove
 planes: **Keystone** (application credential → token + service catalog) finds Designate and the
 S3 endpoint, while the managed cluster is a Cluster API ``Cluster`` on a *management cluster*
 (a Kubernetes API with its own bearer token). Every call goes through the shared
-:class:`~providers.http.ApiClient`; every SDK here (openstacksdk, designateclient) is sync.
+:class:`~failover.core.http.ApiClient`; every SDK here (openstacksdk, designateclient) is sync.
 
 Cluster API says ``status.phase`` must not drive decisions, so the state comes from the summary
 condition (``Available`` in v1beta2, ``Ready`` in v1beta1) and the MachineDeployments; the phase
@@ -28,8 +28,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import yaml
 
-from failover import errors, secrets
-from providers import base, http, keystone, wire
+from failover.core import errors, http, secrets
+from providers import base, keystone, wire
 
 logger = logging.getLogger(__name__)
 S = base.ClusterState

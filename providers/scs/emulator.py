@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from failover import tasks
+from failover.core import tasks
 from failover.lab.kube import types as kt
 from providers import base
 from providers.emulator import DnsBackend, EmulatorBase, MemoryDns, read_json

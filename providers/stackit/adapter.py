@@ -6,7 +6,7 @@ self-signed RS512 JWT (``stackit-sdk-go`` core ``KeyFlow``). Its DNS API is asyn
 ``PATCH`` answers 202 and the record set moves ``UPDATING`` → ``UPDATE_SUCCEEDED``), so a DNS
 switch is only done when a poll says so. SKE has no per-node-pool status, so pools are reported
 from the cluster spec with the aggregate state. The key flow lives in :mod:`.keyflow`.
-Every HTTP call goes through :class:`providers.http.ApiClient`, which owns retries and the error
+Every HTTP call goes through :class:`failover.core.http.ApiClient`, which owns retries and the error
 mapping.
 """
 
@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import yaml
 
-from failover import errors, secrets
-from providers import base, http
+from failover.core import errors, http, secrets
+from providers import base
 from providers.stackit.keyflow import LEGACY_TOKEN_ENDPOINT, KeyFlowAuth
 
 logger = logging.getLogger(__name__)

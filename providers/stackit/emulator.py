@@ -32,7 +32,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from failover import tasks
+from failover.core import tasks
 from providers import base
 from providers.emulator import DnsBackend, EmulatorBase, MemoryDns, read_json
 

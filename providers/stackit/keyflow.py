@@ -4,7 +4,7 @@ Why a module of its own: STACKIT's machine credential is a *key* (JSON with an R
 exchanged for a short-lived token by POSTing a self-signed RS512 JWT (``stackit-sdk-go`` core
 ``KeyFlow``: header ``kid``; claims ``iss``/``sub``/``aud`` from the key, ``jti``, ``iat``,
 ``exp`` = now + 1 h). Every value learnt here (private key, assertion, tokens) is registered with
-:mod:`failover.secrets` the moment it exists and never reaches a log line, an error or a repr.
+:mod:`failover.core.secrets` the moment it exists and never reaches a log line, an error or a repr.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from failover import errors, secrets
-from providers import http
+from failover.core import errors, http, secrets
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class ServiceAccountKey(BaseModel):
 
 
 class KeyFlowAuth:
-    """:class:`providers.http.Authenticator` for the STACKIT key flow; caches the token until expiry."""
+    """:class:`failover.core.http.Authenticator` for the STACKIT key flow; caches the token until expiry."""
 
     def __init__(self, *, load_key: Callable[[], str], token_endpoint: str, timeout: float,
                  clock: Callable[[], float] = time.time) -> None:

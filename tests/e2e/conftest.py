@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from failover import daemon as daemon_mod
-from failover import tasks
 from failover.config import loader, runtime
+from failover.core import tasks
 
 REPO = Path(__file__).resolve().parents[2]
 

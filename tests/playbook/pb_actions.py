@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from failover import errors
+from failover.core import errors
 from failover.playbook import registry
 from failover.playbook.engine import StepContext, StepResult
 from failover.playbook.observers import RunObserver

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from failover import errors, secrets
+from failover.core import errors, secrets
 from failover.playbook import engine, loader, observers
 from failover.playbook.observers import RunObserver
 from failover.store import RunPhase, RunRecord, StepRecord, StepStatus, sqlite

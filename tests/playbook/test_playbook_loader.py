@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from failover import errors
+from failover.core import errors
 from failover.playbook import loader
 from tests.playbook import pb_actions  # noqa: F401  (registers the t-* actions)
 

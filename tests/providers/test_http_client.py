@@ -9,8 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from failover import errors
-from providers import http
+from failover.core import errors, http
 
 
 class Tokens:

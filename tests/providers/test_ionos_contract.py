@@ -28,8 +28,8 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS30Validator
 
-from failover import errors, secrets
-from providers import base, http
+from failover.core import errors, http, secrets
+from providers import base
 from providers.emulator import Exchange
 from providers.ionos import adapter
 from providers.ionos.adapter import STATE_MAP, IonosProvider

@@ -16,8 +16,8 @@ from pathlib import Path
 import ionos_lab
 import pytest
 
-from failover import errors
-from providers import base, http
+from failover.core import errors, http
+from providers import base
 from providers.ionos.adapter import IonosProvider
 
 S = base.ClusterState

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from openapi_core import OpenAPI
 
-from failover import errors, secrets
+from failover.core import errors, secrets
 from providers import base
 from providers.emulator import Exchange
 from providers.otc import adapter

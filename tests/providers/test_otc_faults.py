@@ -13,8 +13,8 @@ from pathlib import Path
 import otc_lab
 import pytest
 
-from failover import errors
-from providers import base, http
+from failover.core import errors, http
+from providers import base
 from providers.otc.adapter import OtcProvider
 
 REF = otc_lab.REF

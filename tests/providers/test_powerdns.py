@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import dns.asyncresolver
 import pytest
 
-from failover import errors
+from failover.core import errors
 from failover.lab import pdns
 from providers import base
 from providers.powerdns.adapter import PowerDnsProvider

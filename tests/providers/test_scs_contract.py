@@ -28,7 +28,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 
-from failover import errors, secrets
+from failover.core import errors, secrets
 from providers import base
 from providers.emulator import Exchange
 from providers.scs import adapter

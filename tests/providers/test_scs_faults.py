@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 import scs_lab
 
-from failover import errors
+from failover.core import errors, http
 from failover.lab.proxy import FaultProxy, ProxyMode
-from providers import base, http
+from providers import base
 from providers.emulator import MemoryDns
 from providers.scs.adapter import ScsProvider
 

@@ -17,7 +17,7 @@ import contract
 import pytest
 import stackit_lab
 
-from failover import errors, secrets
+from failover.core import errors, secrets
 from providers import base
 from providers.emulator import Exchange
 from providers.stackit import adapter

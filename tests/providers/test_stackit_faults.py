@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import stackit_lab
 
-from failover import errors
-from providers import base, http
+from failover.core import errors, http
+from providers import base
 
 S = base.ClusterState
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from failover import errors
+from failover.core import errors
 from failover.store import RunPhase, StepStatus, sqlite
 
 HERE = Path(__file__).resolve().parent

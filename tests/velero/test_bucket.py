@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from failover import errors, s3, secrets
+from failover import s3
+from failover.core import errors, secrets
 from failover.lab.motoserver import MotoServer, start_moto_server
 from failover.velero import bucket, layout, models, tarball
 

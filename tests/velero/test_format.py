@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from failover import errors
+from failover.core import errors
 from failover.velero import models, tarball
 
 DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod"},

@@ -6,7 +6,8 @@ import botocore.exceptions
 import pytest
 from pydantic import SecretStr
 
-from failover import errors, s3, secrets
+from failover import s3
+from failover.core import errors, secrets
 
 
 def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from failover import serving
+from failover.core import serving
 from failover.lab.kube import patch as patching
 from failover.lab.kube import types as kt
 from failover.lab.kube.store import MemoryStore

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from failover import tasks
+from failover.core import tasks
 from failover.lab.kube import types as kt
 from failover.lab.kube.store import MemoryStore
 

@@ -16,7 +16,7 @@ fail the step and let the playbook's failure policy apply.
         ├── ConfigError                 every problem of a config file, with file:line
         └── PlaybookError               every problem of a playbook, with file:line
 
-Messages never contain secrets: callers pass values through :func:`failover.secrets.redact`
+Messages never contain secrets: callers pass values through :func:`failover.core.secrets.redact`
 before they reach an error text.
 """
 

@@ -1,8 +1,8 @@
 """Retrying temporary failures with tenacity, honouring a server's requested delay.
 
-A :class:`~failover.errors.TemporaryError` is retried with exponential backoff and jitter; when
+A :class:`~failover.core.errors.TemporaryError` is retried with exponential backoff and jitter; when
 it carries ``delay`` (for example from ``Retry-After``), that delay is used instead, capped by
-``max_delay``. A :class:`~failover.errors.PermanentError` is never retried.
+``max_delay``. A :class:`~failover.core.errors.PermanentError` is never retried.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import tenacity
 
-from failover import errors
+from failover.core import errors
 
 T = TypeVar("T")
 

@@ -6,19 +6,19 @@ Adapters describe *what* to call; this module decides what a failure means (afte
 =========================  ==============================================================
 answer                     becomes
 =========================  ==============================================================
-timeout, refused, reset    :class:`~failover.errors.TemporaryError` (retried)
-429                        :class:`~failover.errors.TemporaryError` with ``delay`` from
+timeout, refused, reset    :class:`~failover.core.errors.TemporaryError` (retried)
+429                        :class:`~failover.core.errors.TemporaryError` with ``delay`` from
                            ``Retry-After`` (seconds or HTTP date)
-5xx                        :class:`~failover.errors.TemporaryError` (retried)
+5xx                        :class:`~failover.core.errors.TemporaryError` (retried)
 401                        the authenticator is asked for fresh credentials **once**; a second
-                           401 is :class:`~failover.errors.AuthError`
+                           401 is :class:`~failover.core.errors.AuthError`
 404                        :class:`NotFoundError` (permanent)
 other 4xx                  :class:`ApiError` (permanent), with the vendor's message
-body that is not JSON      :class:`~failover.errors.ProtocolError` (from :meth:`ApiClient.json`)
+body that is not JSON      :class:`~failover.core.errors.ProtocolError` (from :meth:`ApiClient.json`)
 =========================  ==============================================================
 
 Error texts name the service, method, path and status, plus the vendor's message passed through
-:func:`failover.secrets.redact`; request headers (which carry tokens) never appear anywhere.
+:func:`failover.core.secrets.redact`; request headers (which carry tokens) never appear anywhere.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from failover import errors, retry, secrets
+from failover.core import errors, retry, secrets
 
 DEFAULT_TIMEOUT = 10.0
 
