@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=approve)
 
     p = sub.add_parser("history", help="past runs and decisions")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=output.bounded_int(1, 10_000), default=20, help="at most this many (1-10000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=history)
 
