@@ -138,7 +138,7 @@ async def plan(args: argparse.Namespace) -> int:
     from failover import controller
     from failover import daemon as daemon_mod
     from failover.playbook import loader as pb_loader
-    from failover.velero import bucket
+    from failover.velero import verify
 
     rt = _runtime(args)
     if args.to not in rt.sites:
@@ -152,8 +152,10 @@ async def plan(args: argparse.Namespace) -> int:
     finally:
         await d.services.aclose()
     target = rt.sites[args.to]
-    newest = await bucket.newest_complete(target.storage) if target.storage else None
     now = datetime.now(UTC)
+    choice = await verify.choose(target.storage, bad=verify.bad_backups(store, args.to), now=now,
+                                 rpo=rt.config.policy.rpo) if target.storage else verify.Choice(info=None)
+    newest = choice.info
     age = (now - newest.completion_timestamp).total_seconds() if newest and newest.completion_timestamp else None
     doc = {
         "playbook": playbook.name, "from": active, "to": args.to,
@@ -166,6 +168,7 @@ async def plan(args: argparse.Namespace) -> int:
         "stages": [{"name": s.name, "steps": [st.id for st in s.steps]} for s in playbook.stages],
         "changes_made": False,
         "would_refuse": refused,
+        "skipped_backups": [{"backup": n, "why": w} for n, w in choice.skipped],
     }
     if args.json:
         output.emit_json(doc)
