@@ -10,7 +10,10 @@ from datetime import timedelta
 from failover import replicate, s3
 from failover.store import sqlite
 from failover.velero import bucket, layout, verify
-from tests.test_replicate import ITEMS, T0, backup, two_clouds  # noqa: F401 (a fixture)
+from tests import test_replicate
+from tests.test_replicate import ITEMS, T0, backup
+
+two_clouds = test_replicate.two_clouds  # the fixture: two moto_server processes, two "providers"
 
 
 async def _put(loc: s3.S3Location, key: str, data: bytes) -> None:
