@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from pathlib import Path
 
 
 def make_holder(name: str | None = None) -> str:
@@ -32,13 +33,18 @@ def parse(holder: str) -> tuple[str, int] | None:
 
 
 def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed daemon not yet reaped holds nothing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # no procfs: trust kill(0)
+    return (stat.rsplit(")", 1)[-1].split() or ["?"])[0] not in ("Z", "X")
 
 
 def is_dead_local(holder: str) -> bool:
