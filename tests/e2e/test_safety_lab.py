@@ -25,14 +25,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from failover import daemon as daemon_mod
 from failover import identity, s3
+from failover.health import probes
 from failover.velero import bucket, layout, verify
 from tests.e2e.conftest import Lab, make_config, newest_run, wait_for
-from tests.e2e.test_failover_lab import ACTIVE, assert_served_by, finished_run
+from tests.e2e.test_failover_lab import ACTIVE, finished_run
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -58,6 +60,24 @@ def safety_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
     yield start
     for lab in started:
         lab.cli("lab", "down", check=False)
+
+
+async def assert_served_by(lab: Lab, site: str) -> None:
+    """Every hostname resolves to ``site``'s ingress only, and every component answers there (with
+    timeouts for a loaded machine: a slow answer is still an answer)."""
+    rt = lab.runtime()
+    ep = rt.sites[site]
+    assert rt.resolver is not None
+    resolver = probes.make_resolver(*rt.resolver, timeout=10)
+    async with httpx.AsyncClient(timeout=20) as client:
+        for comp in rt.profile.components:
+            for p in comp.probes:
+                if p.type != "http" or not p.hostname:
+                    continue
+                fqdn = rt.fqdn(p.hostname)
+                assert await probes.dns_answer(resolver, fqdn, str(ep.ingress_address)) == ep.ingress_address
+                await probes.http_component(client, scheme="http", address=str(ep.ingress_address),
+                                            port=ep.ingress_port, fqdn=fqdn, probe=p)
 
 
 def start_daemon(lab: Lab, log: Path) -> subprocess.Popen[bytes]:
