@@ -174,9 +174,22 @@ def _state_dir_issues(located: yamlpos.Located, cfg: models.Config, path: Path) 
 _EMPTY_PROFILE = models.WorkplaceProfile(name="-", components=())
 
 
+_profiles: dict[tuple[str, int, int], models.WorkplaceProfile] = {}
+
+
 def load_profile(path: Path) -> models.WorkplaceProfile:
+    """The validated profile at ``path``; an unchanged file (same mtime and size) is parsed once."""
+    try:
+        stat = path.stat()
+        key: tuple[str, int, int] | None = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    except (OSError, ValueError):
+        key = None  # yamlpos reports why it cannot be read
+    if key is not None and key in _profiles:
+        return _profiles[key]
     located = yamlpos.load_file(path)
     profile: models.WorkplaceProfile = _parse(located, models.WorkplaceProfile)
+    if key is not None:
+        _profiles[key] = profile
     return profile
 
 
