@@ -153,8 +153,10 @@ def refusals(snapshot: Snapshot, target: str, kind: str, policy: PolicyView, *,
     Pure. The one rule behind the daemon's target choice, ``failover run`` and ``failover plan``:
     never the active site (a failover to it fences and overwrites the serving workplace), never a
     fenced site or a non-standby, never a standby that is down, not ready, outside the constraints,
-    or without a replicated backup within the RPO (unless ``allow_stale``).
+    or without a replicated backup within the RPO (unless ``allow_stale``; a switchover takes and
+    replicates its own final backup, so for it the replicated backup's age does not count).
     """
+    allow_stale = allow_stale or kind == "switchover"
     if target == snapshot.active:
         return [f"{target} is the active site: a {kind} to it would fence and overwrite the workplace "
                 "that serves users now"]

@@ -70,9 +70,15 @@ def _runtime(args: argparse.Namespace) -> runtime.Runtime:
     return runtime.resolve(loader.load(args.config))
 
 
-async def _probed_snapshot(d: Any) -> Any:
-    """One probe round of every site (concurrently), then the controller's snapshot."""
-    await asyncio.gather(*(d.watcher.round(name) for name in d.watcher.sites))
+async def _probed_snapshot(d: Any, target: str) -> Any:
+    """Probe rounds of every site (concurrently) until each check of ``target`` has a verdict (at
+    most ``fail_after`` rounds: a check fails only after that many failed samples), then the
+    controller's snapshot."""
+    for _ in range(max(1, d.cfg.health.fail_after)):
+        await asyncio.gather(*(d.watcher.round(name) for name in d.watcher.sites))
+        view = d.watcher.views().get(target)
+        if view is None or all(c.passing is not None for c in view.checks):
+            break
     return d.snapshot()
 
 
@@ -148,7 +154,7 @@ async def plan(args: argparse.Namespace) -> int:
     active = daemon_mod.active_of(store, rt.config)
     d = daemon_mod.Daemon(rt, store=store, holder="plan-probe")
     try:
-        refused = controller.refusals(await _probed_snapshot(d), args.to, args.kind, d.policy)
+        refused = controller.refusals(await _probed_snapshot(d, args.to), args.to, args.kind, d.policy)
     finally:
         await d.services.aclose()
     target = rt.sites[args.to]
@@ -208,7 +214,7 @@ async def run(args: argparse.Namespace) -> int:
         d = daemon_mod.Daemon(rt, store=store, observers=[observer], holder=holder)
         try:
             kind = "switchover" if "switchover" in args.playbook else "failover"
-            refused = controller.refusals(await _probed_snapshot(d), args.to, kind, d.policy,
+            refused = controller.refusals(await _probed_snapshot(d, args.to), args.to, kind, d.policy,
                                           allow_stale=args.allow_stale)
             override = _override(store, refused, args, kind)
             if refused and not override:
