@@ -9,7 +9,13 @@ Safety rules encoded here:
 * only a ``down`` active site triggers a failover (``degraded`` never does: a flapping probe is
   absorbed by the checks' hysteresis and by this rule);
 * a target must be a ready standby that meets the constraints; a fenced site never is;
-* no new run while one is in progress, while automation is paused, or within the cool-down.
+* no new run while one is in progress, while automation is paused, or within the cool-down;
+* failed runs back off exponentially (``failed_run_backoff`` doubling) and, after
+  ``max_failed_runs`` in a row, the controller stops and asks for a human — never a run storm;
+  a standby a failed run targeted goes to the end of the order, so the next run tries another.
+
+:func:`refusals` is the one rule for whether a site may be a failover or switchover target; the
+daemon's choice, ``failover run`` and ``failover plan`` all ask it, so they never disagree.
 """
 
 from __future__ import annotations
@@ -42,6 +48,16 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
+class FailedRun:
+    """An automatic run that failed, in the current streak (since the last success or `resume`)."""
+
+    id: str
+    target: str
+    finished_at: datetime
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     now: datetime
     active: str
@@ -49,6 +65,7 @@ class Snapshot:
     paused: bool = False
     run: RunSummary | None = None
     last_failover_at: datetime | None = None
+    failed_runs: tuple[FailedRun, ...] = ()  #: oldest first
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,9 @@ class PolicyView:
     jurisdictions: tuple[str, ...] = ()
     attestations: tuple[str, ...] = ()
     cooldown_s: float = 600.0
+    rpo_s: float | None = None  #: None: the backup's age is judged by readiness alone
+    failed_run_backoff_s: float = 30.0
+    max_failed_runs: int = 3
 
     @classmethod
     def from_config(cls, cfg: models.Config) -> PolicyView:
@@ -69,6 +89,9 @@ class PolicyView:
             jurisdictions=cfg.policy.constraints.jurisdictions,
             attestations=cfg.policy.constraints.attestations,
             cooldown_s=cfg.policy.cooldown,
+            rpo_s=cfg.policy.rpo,
+            failed_run_backoff_s=cfg.policy.failed_run_backoff,
+            max_failed_runs=cfg.policy.max_failed_runs,
         )
 
 
@@ -87,33 +110,77 @@ class Decision:
         return self.verdict in (Verdict.FAILOVER, Verdict.REQUEST_APPROVAL)
 
 
-def _why_not(view: SiteView | None, name: str, policy: PolicyView) -> str | None:
-    """Why ``name`` cannot be the target, or None if it can."""
+def _problems(view: SiteView | None, policy: PolicyView, *, now: datetime,
+              allow_stale: bool = False) -> list[str]:
+    """Why a site cannot be a target, most decisive first (empty: it can)."""
     if view is None:
-        return "no signals"
+        return ["no signals"]
     if view.role == models.Role.FENCED.value:
-        return "fenced"
+        return ["fenced"]
     if view.role != models.Role.STANDBY.value:
-        return f"role {view.role}"
+        return [f"role {view.role}"]
+    out: list[str] = []
     if policy.jurisdictions and view.jurisdiction not in policy.jurisdictions:
-        return f"jurisdiction {view.jurisdiction} not allowed"
+        out.append(f"jurisdiction {view.jurisdiction} not allowed")
     missing = [a for a in policy.attestations if a not in view.attestations]
     if missing:
-        return f"lacks attestation {', '.join(missing)}"
+        out.append(f"lacks attestation {', '.join(missing)}")
     if view.health is Health.DOWN:
-        return "down"
-    if not view.ready:
-        return "not ready: " + ("; ".join(view.ready_reasons) or "unknown")
-    return None
+        out.append("down")
+    reasons = [r for r in view.ready_reasons if not (allow_stale and r.startswith("backup:"))]
+    if not view.ready and (reasons or not allow_stale):
+        out.append("not ready: " + ("; ".join(reasons) or "unknown"))
+    if policy.rpo_s is not None and not allow_stale:
+        backup = view.newest_backup
+        if backup is None:
+            out.append("no replicated backup")
+        elif (age := (now - backup.completed_at).total_seconds()) > policy.rpo_s:
+            out.append(f"newest replicated backup {backup.name} is {age:.0f}s old, beyond the RPO of "
+                       f"{policy.rpo_s:.0f}s")
+    return out
+
+
+def _why_not(view: SiteView | None, name: str, policy: PolicyView, now: datetime) -> str | None:
+    """Why ``name`` cannot be the target, or None if it can."""
+    problems = _problems(view, policy, now=now)
+    return problems[0] if problems else None
+
+
+def refusals(snapshot: Snapshot, target: str, kind: str, policy: PolicyView, *,
+             allow_stale: bool = False) -> list[str]:
+    """Why a ``kind`` run (failover, switchover) to ``target`` must be refused now (empty: it may run).
+
+    Pure. The one rule behind the daemon's target choice, ``failover run`` and ``failover plan``:
+    never the active site (a failover to it fences and overwrites the serving workplace), never a
+    fenced site or a non-standby, never a standby that is down, not ready, outside the constraints,
+    or without a replicated backup within the RPO (unless ``allow_stale``; a switchover takes and
+    replicates its own final backup, so for it the replicated backup's age does not count).
+    """
+    allow_stale = allow_stale or kind == "switchover"
+    if target == snapshot.active:
+        return [f"{target} is the active site: a {kind} to it would fence and overwrite the workplace "
+                "that serves users now"]
+    view = snapshot.sites.get(target)
+    problems = _problems(view, policy, now=snapshot.now, allow_stale=allow_stale)
+    if view is not None and view.role == models.Role.FENCED.value:
+        problems = ["fenced (it lost the role in an earlier failover; `failover unfence` it once it is "
+                    "cleaned up and ready)"]
+    return [f"{target}: {p}" for p in problems]
+
+
+def _order(snapshot: Snapshot, policy: PolicyView) -> list[str]:
+    """Preference order, with standbys a failed run of the current streak targeted moved last."""
+    failed = {f.target for f in snapshot.failed_runs}
+    return sorted(policy.standby_order, key=lambda n: n in failed)
 
 
 def choose_target(snapshot: Snapshot, policy: PolicyView) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """The first standby in preference order that may take over, and why the others may not."""
     skipped: list[tuple[str, str]] = []
-    for name in policy.standby_order:
+    for name in _order(snapshot, policy):
         if name == snapshot.active:
             continue
-        reason = _why_not(snapshot.sites.get(name), name, policy)
+        reason = _why_not(snapshot.sites.get(name), name, policy, snapshot.now)
         if reason is None:
             return name, tuple(skipped)
         skipped.append((name, reason))
@@ -122,7 +189,7 @@ def choose_target(snapshot: Snapshot, policy: PolicyView) -> tuple[str | None, t
 
 def _ready_standbys(snapshot: Snapshot, policy: PolicyView) -> Sequence[str]:
     return [n for n in policy.standby_order
-            if n != snapshot.active and _why_not(snapshot.sites.get(n), n, policy) is None]
+            if n != snapshot.active and _why_not(snapshot.sites.get(n), n, policy, snapshot.now) is None]
 
 
 def _reasons(reasons: Sequence[str], *, limit: int = 3) -> str:
@@ -165,6 +232,9 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
     if snapshot.paused:
         return down_decision(Verdict.HOLD, f"{down}; automation paused; no action (`failover resume`)",
                              with_target=False)
+    held = _failed_runs_hold(snapshot, policy, down)
+    if held is not None:
+        return down_decision(Verdict.HOLD, held, with_target=False)
     if target is None:
         return down_decision(Verdict.NO_TARGET, f"{down}{skipped_text}; NO standby may take over; "
                              "not failing over: operator action needed")
@@ -180,3 +250,22 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
         return down_decision(Verdict.REQUEST_APPROVAL, f"{down}{skipped_text}; {target} ready; "
                              "failover run waits for approval")
     return down_decision(Verdict.FAILOVER, f"{down}{skipped_text}; {target} ready; starting failover")
+
+
+def _failed_runs_hold(snapshot: Snapshot, policy: PolicyView, down: str) -> str | None:
+    """The sentence of a hold because of failed runs (a human is needed, or back off), or None."""
+    failed = snapshot.failed_runs
+    if not failed:
+        return None
+    last = failed[-1]
+    what = f"run {last.id} to {last.target} failed" + (f" ({last.error[:120]})" if last.error else "")
+    if len(failed) >= policy.max_failed_runs:
+        return (f"{down}; {len(failed)} failover runs failed in a row, last {what}; stopping automatic "
+                "failover: a human must decide (`failover history`; then `failover run failover --to SITE` "
+                "or `failover resume` to let the daemon try again)")
+    wait = policy.failed_run_backoff_s * 2 ** (len(failed) - 1)
+    since = (snapshot.now - last.finished_at).total_seconds()
+    if since < wait:
+        return (f"{down}; {what} {since:.0f}s ago; backing off {wait:.0f}s before the next attempt "
+                f"(failure {len(failed)} of at most {policy.max_failed_runs})")
+    return None

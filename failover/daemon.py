@@ -21,13 +21,12 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from failover import controller, replicate, s3
+from failover import controller, identity, replicate, s3
 from failover.actions import fence as fence_actions
 from failover.config import models
 from failover.config.runtime import Runtime
@@ -69,6 +68,20 @@ def active_of(store: Any, cfg: models.Config) -> str:
     return str(stored) if stored else cfg.active_site().name
 
 
+def failed_streak(store: Any) -> tuple[controller.FailedRun, ...]:
+    """Failover runs that failed since the last succeeded one and since the last `resume` (oldest first)."""
+    resumed = store.get_state("resumed_at")
+    since = datetime.fromisoformat(resumed) if isinstance(resumed, str) else None
+    streak: list[controller.FailedRun] = []
+    for run in store.list_runs(limit=50):
+        if str(run.phase) == "succeeded" or (since is not None and run.created_at < since):
+            break
+        if str(run.phase) == "failed" and run.finished_at is not None:
+            streak.append(controller.FailedRun(id=str(run.id), target=str((run.params or {}).get("to", "")),
+                                               finished_at=run.finished_at, error=str(run.error or "")))
+    return tuple(reversed(streak))
+
+
 def current_run(store: Any) -> Any | None:
     """The newest run that is not terminal (running, pending or waiting for approval)."""
     for run in store.list_runs(limit=20):
@@ -93,9 +106,9 @@ class Daemon:
         self.services = Services.open(runtime, self.store)
         self.watcher = Watcher(self.services, roles=lambda: roles_of(self.store, self.cfg))
         self.policy = controller.PolicyView.from_config(self.cfg)
-        # the lease holder is the node's name, not the process: a daemon restarted after a crash
-        # reclaims its own lease at once instead of waiting for it to expire
-        self.holder = holder or os.environ.get("FAILOVER_NODE") or socket.gethostname()
+        # one holder per process (two daemons on one state dir: one acts); a daemon restarted after
+        # a crash takes over its dead predecessor's lease at once (identity.is_dead_local)
+        self.holder = holder or identity.make_holder(os.environ.get("FAILOVER_NODE"))
         self.engine = engine_mod.Engine(store=self.store, services=self.services, observers=observers or [],
                                         holder=self.holder)
         self.lease_ttl = max(10.0, self.cfg.health.interval * 5)
@@ -124,7 +137,16 @@ class Daemon:
             now=self.services.clock(), active=active_of(self.store, self.cfg), sites=views,
             paused=bool(self.store.get_state("paused")), run=summary,
             last_failover_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
+            failed_runs=failed_streak(self.store),
         )
+
+    def _take_lease(self) -> bool:
+        """Acquire the lease; a holder that is a dead process on this host is released first."""
+        current = self.store.lease_holder()
+        if current is not None and current != self.holder and identity.is_dead_local(current):
+            logger.warning("lease holder %s is a dead process on this host; taking over", current)
+            self.store.release_lease(current)
+        return bool(self.store.acquire_lease(self.holder, self.lease_ttl))
 
     def _current_step(self, run_id: str) -> str | None:
         steps = self.store.step_records(run_id)
@@ -133,8 +155,7 @@ class Daemon:
 
     async def cycle(self) -> CycleResult:
         """One controller cycle; returns the sentence (logged once when it changes)."""
-        if not self.store.renew_lease(self.holder, self.lease_ttl) and \
-                not self.store.acquire_lease(self.holder, self.lease_ttl):
+        if not self.store.renew_lease(self.holder, self.lease_ttl) and not self._take_lease():
             await self._cancel_run("lost the lease")
             decision = controller.Decision(controller.Verdict.HOLD, "another daemon holds the lease; standing by",
                                            source=active_of(self.store, self.cfg))
@@ -162,6 +183,11 @@ class Daemon:
         return result
 
     async def _start_failover(self, decision: controller.Decision, snap: controller.Snapshot) -> CycleResult:
+        assert decision.target is not None
+        refused = controller.refusals(snap, decision.target, "failover", self.policy)
+        if refused:  # decide() applies the same rule; this guard keeps it true if decide() changes
+            sentence = f"{decision.sentence}: refused: {'; '.join(refused)}"
+            return CycleResult(sentence, dataclasses.replace(decision, verdict=controller.Verdict.NO_TARGET))
         self.store.bump_epoch()
         playbook = playbook_loader.load_playbook_by_name(self.cfg.policy.playbook, playbook_dirs(self.runtime))
         params: dict[str, Any] = {
@@ -184,7 +210,7 @@ class Daemon:
 
     async def run_playbook(self, name: str, *, source: str, target: str, backup: str = "",
                            allow_stale: bool = False, outage_started_at: datetime | None = None,
-                           detected_at: datetime | None = None) -> Any:
+                           detected_at: datetime | None = None, override: str = "") -> Any:
         """Start and execute a playbook run now (the caller holds the lease)."""
         path = Path(name)
         playbook = playbook_loader.load_playbook(path) if path.suffix in (".yaml", ".yml") and path.exists() \
@@ -194,6 +220,7 @@ class Daemon:
             "from": source, "to": target, "backup": backup, "allow_stale": allow_stale,
             "outage_started_at": (outage_started_at or now).isoformat(),
             "detected_at": (detected_at or now).isoformat(), "backup_schedule": self.backup_schedule(),
+            "override": override,
         }
         params = {k: v for k, v in offered.items() if k in playbook.params}
         self.store.bump_epoch()
@@ -256,6 +283,13 @@ class Daemon:
                     continue
                 if scaled:
                     logger.debug("re-fenced %s (%d workloads at 0)", name, scaled)
+                confirmed = self.store.get_state("fence_confirmed")
+                confirmed = dict(confirmed) if isinstance(confirmed, dict) else {}
+                if name not in confirmed:  # an unconfirmed fence becomes confirmed here, journaled once
+                    confirmed[name] = self.services.clock().isoformat()
+                    self.store.set_state("fence_confirmed", confirmed)
+                    self.store.append_decision(f"re-fencer: {name} reached; its workloads are at zero and its "
+                                               "backups paused (fence confirmed)", {"site": name})
 
     def status_document(self, snap: controller.Snapshot) -> dict[str, Any]:
         return status_document(self.runtime, snap, self.store)

@@ -20,7 +20,7 @@ from typing import Any
 
 from failover import s3
 from failover.core import errors
-from failover.velero import bucket, layout, models
+from failover.velero import bucket, layout, models, verify
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ async def replicate_backup(src: s3.S3Location, dst: s3.S3Location, name: str) ->
         raise errors.PermanentError(f"backup {name} is {info.phase}; only complete backups are replicated")
     source = {o.key: (o.size, o.etag) for o in await bucket.list_backup_objects(src, name)}
     present = {o.key: (o.size, o.etag) for o in await bucket.list_backup_objects(dst, name)}
+    await verify.record_manifest(src, dst, name)  # sizes and checksums, verified before a restore
     copied = 0
     async with s3.open_client(src) as sc, s3.open_client(dst) as dc:
         keys = sorted(k for k in source if not k.endswith("/" + METADATA))

@@ -40,9 +40,18 @@ def r(name: str, kind: CheckKind, passing: bool | None, *, critical: bool = True
                        failing_since=T0 if passing is False else None, detail="x" if passing is False else "")
 
 
-def test_down_rule_kube_unreachable() -> None:
+def test_kube_unreachable_while_users_are_served_is_degraded_not_down() -> None:
+    """Issue 13, defect 4: a control-plane outage alone must never fail over a workplace users reach."""
     v = checks.site_health([r("kube", CheckKind.KUBE, False), r("files", CheckKind.COMPONENT, True)],
                            critical_majority=0.5)
+    assert v.health is Health.DEGRADED and v.reasons == ("kube: x",)
+    v = checks.site_health([r("kube", CheckKind.KUBE, False), r("files", CheckKind.COMPONENT, False)],
+                           critical_majority=0.5)
+    assert v.health is Health.DOWN and v.down_checks == 4 and v.outage_started_at == T0
+
+
+def test_down_rule_kube_unreachable_without_component_checks() -> None:
+    v = checks.site_health([r("kube", CheckKind.KUBE, False)], critical_majority=0.5)
     assert v.health is Health.DOWN and v.down_checks == 4 and v.outage_started_at == T0
 
 

@@ -20,7 +20,7 @@ from failover.core import kubetypes as kt
 from failover.kube import KubeClient, workload_ready
 from failover.playbook import registry
 from failover.playbook.engine import StepContext, StepResult
-from failover.velero import bucket
+from failover.velero import bucket, verify
 
 #: Velero Restore phases after which nothing changes any more (restore_types.go)
 TERMINAL_PHASES = frozenset({"Completed", "PartiallyFailed", "Failed", "FailedValidation"})
@@ -37,35 +37,37 @@ class SelectBackupParams(_Params):
     backup: str | None = Field(default=None, description="use this backup instead of the newest")
 
 
-@registry.action("select-backup", params=SelectBackupParams, timeout=30, mutating=False)
+@registry.action("select-backup", params=SelectBackupParams, timeout=120, mutating=False)
 async def select_backup(ctx: StepContext, p: SelectBackupParams) -> StepResult:
-    """The newest complete backup present in the target's bucket (within the RPO unless overridden)."""
+    """The newest backup in the target's bucket that verifies (within the RPO unless overridden).
+
+    Backups that fail verification are marked bad in the store and skipped: the choice falls back
+    to the next good one (see :mod:`failover.velero.verify`).
+    """
     svc = common.services(ctx)
     loc = svc.site(p.site).storage
     if loc is None:
         raise errors.PermanentError(f"site {p.site} has no storage configured")
-    if p.backup:
-        info = await bucket.read_backup(loc, p.backup)
-        if not info.is_complete:
-            raise errors.PermanentError(f"backup {p.backup} on {p.site} is {info.phase}, not complete")
-    else:
-        found = await bucket.newest_complete(loc)
-        if found is None:
-            raise errors.PermanentError(f"no complete backup in the bucket of {p.site}; cannot restore")
-        info = found
-    completed = info.completion_timestamp
-    if completed is None:
-        raise errors.PermanentError(f"backup {info.name} has no completion time")
-    age = (svc.clock() - completed).total_seconds()
     rpo = p.rpo if p.rpo is not None else svc.runtime.config.policy.rpo
-    if age > rpo and not p.allow_stale:
+    choice = await verify.choose(loc, bad=verify.bad_backups(ctx.store, p.site), now=svc.clock(), rpo=rpo,
+                                 allow_stale=p.allow_stale, name=p.backup or None)
+    for name, why in choice.newly_bad:
+        verify.mark_bad(ctx.store, p.site, name, why)
+        ctx.progress(f"backup {name} on {p.site} is bad and was marked so: {why}")
+    skipped = "; ".join(f"{name}: {why}" for name, why in choice.skipped)
+    info = choice.info
+    if info is None or info.completion_timestamp is None:
+        what = f"backup {p.backup}" if p.backup else "no good complete backup"
         raise errors.PermanentError(
-            f"newest backup {info.name} on {p.site} is {age:.0f}s old, beyond the RPO of {rpo:.0f}s; "
-            "re-run with allow_stale to accept the data loss")
+            f"{what} on {p.site} can be restored{' (' + skipped + ')' if skipped else ''}; "
+            + ("re-run with allow_stale to accept an older one" if not p.allow_stale else "cannot restore"))
+    completed = info.completion_timestamp
+    age = (svc.clock() - completed).total_seconds()
     groups = sorted({c.group for c in common.components_of(svc, strategy=models.Strategy.RESTORE)})
-    ctx.progress(f"selected backup {info.name} ({age:.0f}s old, RPO {rpo:.0f}s)")
+    ctx.progress(f"selected backup {info.name} ({age:.0f}s old, RPO {rpo:.0f}s, verified)"
+                 + (f"; skipped {skipped}" if choice.newly_bad or any("bad" in w for _, w in choice.skipped) else ""))
     return {"backup": info.name, "completed_at": completed.isoformat(), "age_s": round(age, 3),
-            "groups": list(groups)}
+            "groups": list(groups), "skipped": [{"backup": n, "why": w} for n, w in choice.skipped]}
 
 
 class RestoreParams(_Params):
@@ -143,7 +145,30 @@ async def velero_restore(ctx: StepContext, p: RestoreParams) -> StepResult:
             result["workloads_ready"] = await _wait_workloads(ctx, kube, comps, p.timeout)
         return result
     reason = status.get("failureReason") or "; ".join(map(str, status.get("validationErrors") or [])) or phase
-    raise errors.PermanentError(f"Restore {name} on {p.site} ended {phase}: {reason}")
+    bad = await _backup_is_bad(ctx, p, str(reason))
+    raise errors.PermanentError(f"Restore {name} on {p.site} ended {phase}: {reason}"
+                                + (f"; backup {p.backup} marked bad ({bad}): the next run restores "
+                                   "an older good backup or uses the next ready standby" if bad else ""))
+
+
+async def _backup_is_bad(ctx: StepContext, p: RestoreParams, reason: str) -> str | None:
+    """After a failed Restore: verify the backup again (uncached); a bad one is marked so."""
+    svc = common.services(ctx)
+    loc = svc.site(p.site).storage
+    if loc is None:
+        return None
+    try:
+        info = await bucket.read_backup(loc, p.backup)
+        why = await verify.problem(loc, info)
+    except errors.TemporaryError:
+        return None  # the storage is unreachable: that says nothing about the backup
+    except errors.PermanentError as exc:  # metadata gone or unreadable
+        why = str(exc)
+    if why is None and any(w in reason.lower() for w in ("compressed", "gzip", "tar", "eof", "checksum")):
+        why = f"Velero could not read it: {reason}"
+    if why is not None:
+        verify.mark_bad(ctx.store, p.site, p.backup, why)
+    return why
 
 
 class WaitReadyParams(_Params):

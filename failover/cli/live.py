@@ -14,7 +14,8 @@ from rich.markup import escape
 from failover.cli import output
 from failover.playbook.observers import RunObserver
 
-_ICONS = {"succeeded": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[dim]–[/dim]"}
+_ICONS = {"succeeded": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[dim]–[/dim]",
+          "unconfirmed": "[yellow]?[/yellow]"}
 
 
 class LiveView(RunObserver):

@@ -34,6 +34,9 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="source", default=None, help="source site (default: the active site)")
     p.add_argument("--backup", default="", help="restore this backup instead of the newest")
     p.add_argument("--allow-stale", action="store_true", help="accept a backup older than the RPO")
+    p.add_argument("--force", action="store_true",
+                   help="run although the target is refused (active, fenced, not ready, …); needs --reason")
+    p.add_argument("--reason", default="", help="why the refusal is overridden (journaled with your name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -43,7 +46,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=approve)
 
     p = sub.add_parser("history", help="past runs and decisions")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=output.bounded_int(1, 10_000), default=20, help="at most this many (1-10000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=history)
 
@@ -65,6 +68,18 @@ def register(sub: Any) -> None:
 
 def _runtime(args: argparse.Namespace) -> runtime.Runtime:
     return runtime.resolve(loader.load(args.config))
+
+
+async def _probed_snapshot(d: Any, target: str) -> Any:
+    """Probe rounds of every site (concurrently) until each check of ``target`` has a verdict (at
+    most ``fail_after`` rounds: a check fails only after that many failed samples), then the
+    controller's snapshot."""
+    for _ in range(max(1, d.cfg.health.fail_after)):
+        await asyncio.gather(*(d.watcher.round(name) for name in d.watcher.sites))
+        view = d.watcher.views().get(target)
+        if view is None or all(c.passing is not None for c in view.checks):
+            break
+    return d.snapshot()
 
 
 async def status(args: argparse.Namespace) -> int:
@@ -126,19 +141,27 @@ def _print_status(doc: dict[str, Any]) -> None:
 
 async def plan(args: argparse.Namespace) -> int:
     """Dry run: the steps, the backup that would be restored, the expected data loss."""
+    from failover import controller
     from failover import daemon as daemon_mod
     from failover.playbook import loader as pb_loader
-    from failover.velero import bucket
+    from failover.velero import verify
 
     rt = _runtime(args)
-    store = daemon_mod.open_store(rt)
-    active = daemon_mod.active_of(store, rt.config)
     if args.to not in rt.sites:
         raise errors.InputError(f"--to: unknown site {args.to!r} (sites: {', '.join(rt.sites)})")
     playbook = pb_loader.load_playbook_by_name(args.kind, daemon_mod.playbook_dirs(rt))
+    store = daemon_mod.open_store(rt)
+    active = daemon_mod.active_of(store, rt.config)
+    d = daemon_mod.Daemon(rt, store=store, holder="plan-probe")
+    try:
+        refused = controller.refusals(await _probed_snapshot(d, args.to), args.to, args.kind, d.policy)
+    finally:
+        await d.services.aclose()
     target = rt.sites[args.to]
-    newest = await bucket.newest_complete(target.storage) if target.storage else None
     now = datetime.now(UTC)
+    choice = await verify.choose(target.storage, bad=verify.bad_backups(store, args.to), now=now,
+                                 rpo=rt.config.policy.rpo) if target.storage else verify.Choice(info=None)
+    newest = choice.info
     age = (now - newest.completion_timestamp).total_seconds() if newest and newest.completion_timestamp else None
     doc = {
         "playbook": playbook.name, "from": active, "to": args.to,
@@ -150,26 +173,36 @@ async def plan(args: argparse.Namespace) -> int:
         "restore_groups": sorted({c.group for c in rt.profile.components if c.strategy.value == "restore"}),
         "stages": [{"name": s.name, "steps": [st.id for st in s.steps]} for s in playbook.stages],
         "changes_made": False,
+        "would_refuse": refused,
+        "skipped_backups": [{"backup": n, "why": w} for n, w in choice.skipped],
     }
     if args.json:
         output.emit_json(doc)
-        return 0
+        return 1 if refused else 0
     c = output.console
     c.print(f"plan: {playbook.name} {active} -> {args.to} (dry run, nothing changed)")
+    for reason in refused:
+        c.print(f"[red]would refuse:[/red] {reason}")
     c.print(f"backup: {doc['backup'] or 'NONE'}; expected data loss ≈ "
             f"{'?' if age is None else f'{age:.0f}s'} (RPO {rt.config.policy.rpo:.0f}s)")
     for i, stage in enumerate(doc["stages"], 1):
         c.print(f"  {i}. {stage['name']}: {', '.join(stage['steps'])}")
-    return 0 if doc["backup"] else 1
+    return 0 if doc["backup"] and not refused else 1
 
 
 async def run(args: argparse.Namespace) -> int:
+    from failover import controller, identity
     from failover import daemon as daemon_mod
     from failover.cli import live
 
+    if args.force and not args.reason.strip():
+        raise errors.InputError("--force needs --reason TEXT: the override is journaled with your name and why")
     rt = _runtime(args)
     store = daemon_mod.open_store(rt)
-    holder = f"cli:{getpass.getuser()}"
+    holder = identity.make_holder(f"cli-{getpass.getuser()}")
+    current = store.lease_holder()
+    if current is not None and identity.is_dead_local(current):
+        store.release_lease(current)  # a crashed daemon or CLI on this host
     if not store.acquire_lease(holder, 3600):
         raise errors.PermanentError("another actor (the daemon?) holds the lease: `failover pause` it or "
                                     "let it act; at most one actor mutates the workplace")
@@ -180,8 +213,14 @@ async def run(args: argparse.Namespace) -> int:
         observer = live.LiveView(json_mode=args.json)
         d = daemon_mod.Daemon(rt, store=store, observers=[observer], holder=holder)
         try:
-            record = await d.run_playbook(args.playbook, source=source, target=args.to, backup=args.backup,
+            kind = "switchover" if "switchover" in args.playbook else "failover"
+            refused = controller.refusals(await _probed_snapshot(d, args.to), args.to, kind, d.policy,
                                           allow_stale=args.allow_stale)
+            override = _override(store, refused, args, kind)
+            if refused and not override:
+                return _refused(refused, args)
+            record = await d.run_playbook(args.playbook, source=source, target=args.to, backup=args.backup,
+                                          allow_stale=args.allow_stale, override=override)
         finally:
             await d.services.aclose()
     finally:
@@ -192,6 +231,28 @@ async def run(args: argparse.Namespace) -> int:
     else:
         live.print_summary(summary)
     return 0 if summary["phase"] == "succeeded" else 1
+
+
+def _override(store: Any, refused: list[str], args: argparse.Namespace, kind: str) -> str:
+    """The journaled override text when ``--force --reason`` overrides refusals, else ``""``."""
+    if not args.force:
+        return ""
+    who = getpass.getuser()
+    text = f"{who}: {args.reason.strip()}"
+    what = "; ".join(refused) if refused else "no refusal"
+    store.append_decision(f"operator override by {who} of a {kind} to {args.to} ({what}); reason: "
+                          f"{args.reason.strip()}", {"override": text, "target": args.to, "refused": refused})
+    return text
+
+
+def _refused(refused: list[str], args: argparse.Namespace) -> int:
+    if args.json:
+        output.emit_json({"refused": True, "would_refuse": refused, "changes_made": False})
+    else:
+        for reason in refused:
+            output.err_console.print(f"refused: {reason}")
+        output.err_console.print("nothing was changed; if you must, override with --force --reason TEXT")
+    return 1
 
 
 def approve(args: argparse.Namespace) -> int:
@@ -250,6 +311,8 @@ def _pause(args: argparse.Namespace) -> int:
     rt = _runtime(args)
     store = daemon_mod.open_store(rt)
     store.set_state("paused", bool(args.paused))
+    if not args.paused:  # a human looked: failed runs before now no longer count toward the limit
+        store.set_state("resumed_at", datetime.now(UTC).isoformat())
     output.console.print("automation paused" if args.paused else "automation resumed")
     return 0
 

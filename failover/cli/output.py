@@ -38,3 +38,20 @@ def dumps(data: Any) -> str:
 def emit_json(data: Any) -> None:
     sys.stdout.write(dumps(data) + "\n")
     sys.stdout.flush()
+
+
+def bounded_int(low: int, high: int) -> Any:
+    """An argparse ``type`` accepting integers from ``low`` to ``high`` (bad input exits 2, never an
+    OverflowError deep in the store)."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10) if len(text) <= 12 else None
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, not {text[:20]!r}")
+        return value
+
+    return parse

@@ -113,6 +113,8 @@ def _warnings(cfg: models.Config) -> list[str]:
             out.append(f"dns.provider: {warning}")
     standbys = [s for s in cfg.sites if s.role is models.Role.STANDBY]
     active = cfg.active_site()
+    if not standbys:
+        out.append("sites: no standby site: nothing can take over when the active site fails")
     if standbys and all(s.provider == active.provider for s in standbys):
         out.append("every standby is on the active site's provider: a provider outage takes all of them")
     return out
@@ -141,15 +143,53 @@ def load(path: Path | None = None) -> Loaded:
         try:
             profile = load_profile(profile_path)
         except errors.ConfigError as exc:
-            issues.extend(exc.issues)
+            issues.extend(_profile_issues(located, profile_path, exc))
+    if cfg is not None:
+        issues.extend(_state_dir_issues(located, cfg, path))
     if issues or cfg is None or profile is None:
         raise errors.ConfigError(issues)
     return Loaded(config=cfg, profile=profile, path=path, warnings=tuple(_warnings(cfg)))
 
 
+def _profile_issues(located: yamlpos.Located, profile_path: Path, exc: errors.ConfigError) -> list[errors.Issue]:
+    """A profile that cannot be read at all is the config's mistake: name the config's line."""
+    if any(i.file == str(profile_path) and i.message.startswith("cannot read") for i in exc.issues):
+        return [located.issue(("workplace", "profile"),
+                              f"workplace.profile: cannot read {profile_path}: "
+                              f"{'; '.join(i.message for i in exc.issues)}; give the path of the workplace "
+                              "profile (relative to this file)")]
+    return list(exc.issues)
+
+
+def _state_dir_issues(located: yamlpos.Located, cfg: models.Config, path: Path) -> list[errors.Issue]:
+    state = Loaded(config=cfg, profile=_EMPTY_PROFILE, path=path).state_dir
+    if state.exists() and not state.is_dir():
+        where = ("state_dir",) if cfg.state_dir is not None else ()
+        origin = "state_dir" if cfg.state_dir is not None else \
+            (f"${ENV_STATE}" if os.environ.get(ENV_STATE) else "the default state directory")
+        return [located.issue(where, f"{origin}: {state} is a file, not a directory; point it at a directory")]
+    return []
+
+
+_EMPTY_PROFILE = models.WorkplaceProfile(name="-", components=())
+
+
+_profiles: dict[tuple[str, int, int], models.WorkplaceProfile] = {}
+
+
 def load_profile(path: Path) -> models.WorkplaceProfile:
+    """The validated profile at ``path``; an unchanged file (same mtime and size) is parsed once."""
+    try:
+        stat = path.stat()
+        key: tuple[str, int, int] | None = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    except (OSError, ValueError):
+        key = None  # yamlpos reports why it cannot be read
+    if key is not None and key in _profiles:
+        return _profiles[key]
     located = yamlpos.load_file(path)
     profile: models.WorkplaceProfile = _parse(located, models.WorkplaceProfile)
+    if key is not None:
+        _profiles[key] = profile
     return profile
 
 

@@ -17,11 +17,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from failover.config import bounds
 from providers.base import ClusterRef, Credential, ProviderKind, ProviderSettings
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Role(StrEnum):
@@ -46,7 +47,7 @@ class PolicyMode(StrEnum):
 class Workload(_Model):
     kind: Literal["Deployment", "StatefulSet"]
     name: str
-    replicas: int = Field(default=1, ge=0)
+    replicas: int = Field(default=1, ge=0, le=bounds.COUNT)
 
 
 class Probe(_Model):
@@ -55,14 +56,14 @@ class Probe(_Model):
     type: Literal["http", "tcp"] = "http"
     hostname: str | None = None  #: short name under the zone, e.g. ``files``
     path: str = "/"
-    expect_status: int = 200
+    expect_status: int = Field(default=200, ge=100, le=599)
     expect_body: str | None = None  #: substring the body must contain
-    port: int | None = None  #: for tcp probes
+    port: int | None = Field(default=None, ge=1, le=65535)  #: for tcp probes
 
 
 class Component(_Model):
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    title: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=bounds.NAME)
+    title: str = Field(max_length=bounds.TEXT)
     group: int = Field(ge=0, le=9, description="restore group: lower groups are restored first")
     strategy: Strategy = Strategy.RESTORE
     critical: bool = True
@@ -107,9 +108,9 @@ class WorkplaceProfile(_Model):
 
 
 class WorkplaceConfig(_Model):
-    name: str = "opendesk"
+    name: str = Field(default="opendesk", max_length=bounds.NAME)
     profile: Path = Path("workplaces/opendesk.yaml")  #: relative to the config file
-    zone: str = Field(pattern=r"^([a-z0-9-]+\.)+$", description="DNS zone with trailing dot")
+    zone: str = Field(pattern=r"^([a-z0-9-]+\.)+$", max_length=253, description="DNS zone with trailing dot")
 
 
 # --- sites --------------------------------------------------------------------------------------
@@ -140,9 +141,9 @@ class Storage(_Model):
 
 
 class Site(_Model):
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    provider: str
-    region: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=bounds.NAME)
+    provider: str = Field(max_length=bounds.NAME)
+    region: str = Field(max_length=bounds.NAME)
     role: Role = Role.STANDBY
     jurisdiction: str = "DE"
     attestations: tuple[str, ...] = ()
@@ -163,16 +164,21 @@ class DnsConfig(_Model):
     provider: str = Field(default="powerdns", description="a key of `providers` that carries the zone")
     ttl: int = Field(default=30, ge=1, le=86400)
     resolver: str | None = None  #: nameserver used to verify a switch (default: system)
-    resolver_port: int = 53
+    resolver_port: int = Field(default=53, ge=1, le=65535)
 
 
 class HealthConfig(_Model):
-    interval: float = Field(default=5.0, gt=0, description="seconds between probe rounds")
-    timeout: float = Field(default=3.0, gt=0, description="timeout of one HTTP/Kubernetes/DNS probe")
-    storage_timeout: float = Field(default=10.0, gt=0, description="timeout of one bucket/backup probe")
-    fail_after: int = Field(default=3, ge=1, description="consecutive failures before a check is failing")
-    recover_after: int = Field(default=2, ge=1, description="consecutive successes before it is passing")
-    concurrency: int = Field(default=16, ge=1)
+    interval: float = Field(default=5.0, ge=0.05, le=bounds.HOUR,
+                            description="seconds between probe rounds")
+    timeout: float = Field(default=3.0, ge=0.05, le=bounds.PROBE_TIMEOUT,
+                           description="timeout of one HTTP/Kubernetes/DNS probe")
+    storage_timeout: float = Field(default=10.0, ge=0.05, le=bounds.PROBE_TIMEOUT,
+                                   description="timeout of one bucket/backup probe")
+    fail_after: int = Field(default=3, ge=1, le=bounds.COUNT,
+                            description="consecutive failures before a check is failing")
+    recover_after: int = Field(default=2, ge=1, le=bounds.COUNT,
+                               description="consecutive successes before it is passing")
+    concurrency: int = Field(default=16, ge=1, le=bounds.COUNT)
     critical_majority: float = Field(
         default=0.5, gt=0, le=1,
         description="site is down when more than this share of critical components fail")
@@ -188,22 +194,39 @@ class Policy(_Model):
     mode: PolicyMode = PolicyMode.AUTOMATIC
     preference: tuple[str, ...] = ()  #: standby order; default: config order
     constraints: Constraints = Constraints()
-    rpo: float = Field(default=900.0, gt=0, description="maximum tolerable data loss, seconds")
-    rto: float = Field(default=900.0, gt=0, description="target recovery time (WAZ), seconds")
-    cooldown: float = Field(default=600.0, ge=0, description="seconds between two automatic failovers")
+    rpo: float = Field(default=900.0, gt=0, le=bounds.MONTH, description="maximum tolerable data loss, seconds")
+    rto: float = Field(default=900.0, gt=0, le=bounds.MONTH, description="target recovery time (WAZ), seconds")
+    cooldown: float = Field(default=600.0, ge=0, le=bounds.MONTH, description="seconds between two automatic failovers")
     allow_partially_failed: bool = True
-    playbook: str = "failover"
+    playbook: str = Field(default="failover", max_length=bounds.NAME)
+    failed_run_backoff: float = Field(default=30.0, ge=0, le=bounds.HOUR, description=(
+        "seconds to wait after a failed automatic run before the next; doubles with each failure"))
+    max_failed_runs: int = Field(default=3, ge=1, le=100, description=(
+        "failed automatic runs in a row after which the daemon stops and asks for a human"))
+
+    @field_validator("preference")
+    @classmethod
+    def _no_duplicates(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"each site at most once; repeated: {', '.join(dupes)}")
+        return names
 
 
 class LabConfig(_Model):
     """Settings of the simulated world (used by `failover lab …`)."""
 
-    ready_delay: float = Field(default=0.5, ge=0)
-    restore_item_delay: float = Field(default=0.01, ge=0)
-    backup_interval: str = "@every 10s"
-    sync_period: float = Field(default=1.0, gt=0)
-    slow_latency: float = Field(default=5.0, gt=0)
+    ready_delay: float = Field(default=0.5, ge=0, le=60)
+    restore_item_delay: float = Field(default=0.01, ge=0, le=10)
+    backup_interval: str = Field(default="@every 10s", max_length=100)
+    sync_period: float = Field(default=1.0, gt=0, le=bounds.HOUR)
+    slow_latency: float = Field(default=5.0, gt=0, le=600)
     ingress_port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port")
+
+    @field_validator("backup_interval")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return bounds.check_schedule(value)
 
 
 class Config(_Model):

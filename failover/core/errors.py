@@ -12,6 +12,7 @@ fail the step and let the playbook's failure policy apply.
     │   ├── AuthError                  credentials rejected after one re-authentication
     │   ├── StaleEpochError            an action carried an older fencing epoch
     │   └── ProtocolError              a peer answered something that breaks its contract
+    ├── UnconfirmedError(output=...)   done as far as possible, effect not confirmed (run goes on)
     └── InputError                     bad input from a human: config, playbook, CLI (exit 2)
         ├── ConfigError                 every problem of a config file, with file:line
         └── PlaybookError               every problem of a playbook, with file:line
@@ -22,7 +23,7 @@ before they reach an error text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -44,6 +45,15 @@ class LeaseLostError(TemporaryError):
 
 class PermanentError(FailoverError):
     """A fatal error for this operation; retrying is useless."""
+
+
+class UnconfirmedError(FailoverError):
+    """The action did what it could but cannot confirm its effect (a fence that could not reach
+    the site). The step is journaled ``unconfirmed`` with ``output``, and the run goes on."""
+
+    def __init__(self, message: str, *, output: Mapping[str, object]) -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class AuthError(PermanentError):

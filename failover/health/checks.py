@@ -5,9 +5,13 @@ into a stable verdict: failing only after ``fail_after`` consecutive failures, p
 after ``recover_after`` consecutive successes. A probe that fails every other sample therefore
 never makes a check fail, which is why a flapping endpoint cannot trigger a failover.
 
-The **down rule** (documented in README): a site is ``down`` when its Kubernetes API check is
-failing, or when more than ``critical_majority`` of the workplace's critical component checks are
-failing. ``degraded``: any other failing check. ``unknown``: the Kubernetes API check or most
+The **down rule** (documented in README) needs user-facing evidence: a site is ``down`` when more
+than ``critical_majority`` of the workplace's critical component checks (probes through the
+site's ingress, as users reach it) are failing. A failing Kubernetes API alone is not enough
+while those components answer — a managed control-plane outage does not stop the workloads, and
+failing over then would leave two live copies (issue 13, defect 4); it makes the site
+``degraded``. Only a site without component checks (a standby) is ``down`` on its Kubernetes API
+alone. ``degraded``: any other failing check. ``unknown``: the Kubernetes API check or most
 component checks have no verdict yet. Readiness of a standby is separate (:func:`readiness`).
 """
 
@@ -87,7 +91,7 @@ def site_health(checks: Iterable[CheckResult], *, critical_majority: float) -> V
     components = [c for c in checks if c.kind is CheckKind.COMPONENT and c.critical]
     failing = _failing(checks)
     reasons = tuple(f"{c.name}: {c.detail}" if c.detail else c.name for c in failing)
-    kube_down = any(c.passing is False for c in kube)
+    kube_down = any(c.passing is False for c in kube) and not components  # users' view decides if we have it
     failing_components = [c for c in components if c.passing is False]
     majority_down = bool(components) and len(failing_components) / len(components) > critical_majority
     if kube_down or majority_down:

@@ -23,7 +23,7 @@ from failover.core import tasks
 from failover.health import checks, probes
 from failover.health.model import BackupRef, CheckKind, SiteView
 from failover.services import Services
-from failover.velero import bucket
+from failover.velero import verify
 from providers.base import ClusterRef, ClusterState, Provider
 
 logger = logging.getLogger(__name__)
@@ -126,9 +126,10 @@ class Watcher:
         return out
 
     async def _backup(self, state: SiteState, loc: s3.S3Location, rpo: float) -> str:
-        newest = await bucket.newest_complete(loc)
-        if newest is not None and newest.completion_timestamp is not None:
-            state.newest_backup = BackupRef(newest.name, newest.completion_timestamp)
+        # backups marked bad (failed verification or a restore) never make a site ready
+        newest = await verify.newest_good(loc, verify.bad_backups(self.services.store, state.name))
+        state.newest_backup = BackupRef(newest.name, newest.completion_timestamp) \
+            if newest is not None and newest.completion_timestamp is not None else None
         return await probes.backup_age(newest, rpo=rpo, clock=self.services.clock)
 
     async def _provider(self, state: SiteState, provider: Provider, ref: ClusterRef) -> str:

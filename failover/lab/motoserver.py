@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +96,12 @@ async def _answers(host: str, port: int) -> bool:
             await writer.wait_closed()
 
 
-async def start_moto_server(*, host: str = "127.0.0.1", port: int = 0, log_path: Path | None = None) -> MotoServer:
+async def start_moto_server(*, host: str = "127.0.0.1", port: int = 0, log_path: Path | None = None,
+                            on_spawn: Callable[[int], None] | None = None) -> MotoServer:
     """Spawn ``moto_server -H host -p port`` (a free port if 0) and wait until it answers HTTP.
+
+    ``on_spawn`` gets the PID as soon as the process exists, *before* it serves, so whoever keeps
+    the lab's PID records can stop it even if this process is killed while waiting.
 
     Raises PermanentError with the log tail if the process exits or does not answer within 30 s.
     """
@@ -115,6 +120,8 @@ async def start_moto_server(*, host: str = "127.0.0.1", port: int = 0, log_path:
     finally:
         if out is not None:
             out.close()  # the child holds its own descriptor
+    if on_spawn is not None:
+        on_spawn(process.pid)
     server = MotoServer(host=host, port=chosen, process=process, log_path=log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -6,21 +6,24 @@ through files under ``<state>/lab/``:
 * ``runtime.json`` — the ``lab status --json`` contract (endpoints, lab-only credentials); written
   atomically by the supervisor once the world is ready, removed when it stops;
 * ``pids.json`` — every process the lab started (the supervisor and each ``moto_server`` and
-  ``pdns_server``), written *as each one starts*, so ``lab down`` can stop them even after the
-  supervisor crashed. Each record carries the command name, so a recycled PID that now belongs to
-  another program is never signalled;
+  ``pdns_server``), written *as each one starts* (before it serves), so ``lab down`` can stop them
+  even after the supervisor crashed; ``lab down`` also sweeps the supervisor's session (it is a
+  session leader) for lab commands the records missed. Each record carries the command name,
+  so a recycled PID that now belongs to another program is never signalled;
 * ``supervisor.log`` and ``logs/`` — the supervisor's and the children's output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,11 +116,50 @@ def read_pids(paths: LabPaths) -> list[PidRecord]:
     return out
 
 
+@contextlib.contextmanager
+def _locked(paths: LabPaths) -> Iterator[None]:
+    """Serialise read-modify-write of ``pids.json`` between processes (the CLI records the
+    supervisor while the supervisor records its children)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.root / ".pids.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def record_pid(paths: LabPaths, *, name: str, pid: int, command: str, directory: str = "") -> None:
     """Add (or replace, by name) a process record. Called as soon as the process exists."""
-    records = [r for r in read_pids(paths) if r.name != name]
-    records.append(PidRecord(name=name, pid=pid, command=command, directory=directory))
-    write_json_atomic(paths.pids_json, [r.__dict__ for r in records])
+    with _locked(paths):
+        records = [r for r in read_pids(paths) if r.name != name]
+        records.append(PidRecord(name=name, pid=pid, command=command, directory=directory))
+        write_json_atomic(paths.pids_json, [r.__dict__ for r in records])
+
+
+#: what the lab's supervisor starts; only these are ever swept from its session
+LAB_COMMANDS = ("moto_server", "pdns_server", "failover.lab")
+
+
+def session_members(session: int) -> list[PidRecord]:
+    """Live processes of the supervisor's session (it is a session leader, ``start_new_session``)
+    that run one of :data:`LAB_COMMANDS` — children the records may have missed."""
+    out: list[PidRecord] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="utf-8", errors="replace")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) < 4 or fields[0] in ("Z", "X") or fields[3] != str(session):
+            continue
+        command = next((c for c in LAB_COMMANDS if c in cmdline), None)
+        if command is not None:
+            out.append(PidRecord(name=f"session-{entry.name}", pid=int(entry.name), command=command))
+    return out
 
 
 def is_alive(record: PidRecord) -> bool:
@@ -167,6 +209,9 @@ def stop_all(paths: LabPaths, *, grace: float = 8.0) -> list[PidRecord]:
     ``pids.json`` once nothing recorded runs any more.
     """
     records = read_pids(paths)
+    sessions = {r.pid for r in records if r.name == "supervisor"}
+    known = {r.pid for r in records}
+    records += [m for s in sessions for m in session_members(s) if m.pid not in known]
     running = [r for r in records if is_alive(r)]
     supervisors = [r for r in running if r.name == "supervisor"]
     for record in supervisors:

@@ -225,10 +225,10 @@ class World:
         def record(name: str, command: str) -> Any:
             return lambda pid: lab_runtime.record_pid(self.paths, name=name, pid=pid, command=command)
 
-        async def moto(kind: str) -> None:
-            server = await start_moto_server(host="127.0.0.1", log_path=self.paths.logs / f"moto-{kind}.log")
+        async def moto(kind: str) -> None:  # recorded when spawned, before it serves (a kill meanwhile leaks nothing)
+            server = await start_moto_server(host="127.0.0.1", log_path=self.paths.logs / f"moto-{kind}.log",
+                                             on_spawn=record(f"moto-{kind}", "moto_server"))
             self.motos[kind] = server
-            record(f"moto-{kind}", "moto_server")(server.pid)
 
         def record_pdns(pid: int, directory: Path) -> None:
             lab_runtime.record_pid(self.paths, name="pdns", pid=pid, command="pdns_server", directory=str(directory))

@@ -335,6 +335,10 @@ class _Attempt:
             output = await self.invoke(ctx)
             status = StepStatus.SUCCEEDED
             return output
+        except errors.UnconfirmedError as exc:
+            status, error = StepStatus.UNCONFIRMED, secrets.redact(str(exc))
+            output = dict(json.loads(json.dumps(exc.output)))
+            return output
         except errors.TemporaryError as exc:
             status = StepStatus.RETRYING if self.tries <= self.step.retries else StepStatus.FAILED
             error = _describe(exc)
@@ -348,7 +352,8 @@ class _Attempt:
             raise
         finally:
             end = ex.store.record_step_end(rec.record_id, status=status, finished_at=engine.clock(),
-                                           output=output if status is StepStatus.SUCCEEDED else None,
+                                           output=output if status in (StepStatus.SUCCEEDED,
+                                                                       StepStatus.UNCONFIRMED) else None,
                                            error=error)
             if status is StepStatus.INTERRUPTED:
                 for task in pending:
@@ -384,7 +389,7 @@ class _Attempt:
                 result = await self.spec.fn(ctx, self.params)
         except TimeoutError as exc:
             raise errors.TemporaryError(f"{self.spec.name} timed out after {timeout:g}s") from exc
-        except (errors.TemporaryError, errors.PermanentError):
+        except (errors.TemporaryError, errors.PermanentError, errors.UnconfirmedError):
             raise
         except Exception as exc:
             raise _Unexpected(f"{type(exc).__name__}: {exc}") from exc

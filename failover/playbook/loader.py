@@ -10,6 +10,7 @@ exist yet), bad timeouts and retries, YAML syntax errors.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,20 +32,27 @@ IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_KEYS = {"name", "description", "params", "stages"}
 STEP_KEYS = {"id", "uses", "with", "timeout", "retries", "on_failure", "foreach", "as", "sequential"}
 RUN_VARS = {"id", "epoch"}
+MAX_TIMEOUT_S = 24 * 3600.0  #: no step of a failover may wait longer than a day
+MAX_NAME = 100
 
 
 def parse_duration(value: object) -> float | None:
-    """``500ms`` / ``30s`` / ``5m`` / ``1h`` / a number of seconds → seconds; None if invalid."""
+    """``500ms`` / ``30s`` / ``5m`` / ``1h`` / a number of seconds → seconds; None if invalid or
+    outside (0, :data:`MAX_TIMEOUT_S`] (``.inf``, ``10**400``)."""
+    seconds: float | None = None
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if value > 0 else None
-    if isinstance(value, str):
+    if isinstance(value, int):
+        seconds = float(value) if 0 < value <= MAX_TIMEOUT_S else None
+    elif isinstance(value, float):
+        seconds = value
+    elif isinstance(value, str) and len(value) <= 40:
         match = DURATION.match(value)
         if match:
             seconds = float(match.group(1)) * _UNITS[match.group(2)]
-            return seconds if seconds > 0 else None
-    return None
+    if seconds is None or not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT_S:
+        return None
+    return seconds
 
 
 class _Checker:
@@ -65,8 +73,8 @@ class _Checker:
         for key in sorted(set(doc) - TOP_KEYS, key=str):
             self.add((key,), f"unknown key {key!r} (expected one of {', '.join(sorted(TOP_KEYS))})")
         name = doc.get("name")
-        if not isinstance(name, str) or not name:
-            self.add(("name",), "name: required, a non-empty string")
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME:
+            self.add(("name",), f"name: required, a non-empty string of at most {MAX_NAME} characters")
         params = self.params(doc.get("params") or {})
         stages = self.stages(doc.get("stages"))
         self.cross_check(stages, params)
@@ -83,7 +91,7 @@ class _Checker:
             return out
         for name, spec in raw.items():
             path: PathKey = ("params", name)
-            if not isinstance(spec, dict) or spec.get("type") not in PARAM_TYPES:
+            if not isinstance(spec, dict) or not isinstance(spec.get("type"), str) or spec["type"] not in PARAM_TYPES:
                 self.add(path, f"param {name}: needs type: one of {', '.join(PARAM_TYPES)}")
                 continue
             extra = set(spec) - {"type", "required", "default"}
@@ -142,8 +150,10 @@ class _Checker:
             return None
         seconds = parse_duration(raw["timeout"])
         if seconds is None:
-            self.add((*path, "timeout"), f"step {sid}: timeout {raw['timeout']!r}: expected a positive "
-                                         "duration like 500ms, 30s, 5m")
+            shown = repr(raw["timeout"])
+            shown = shown if len(shown) <= 40 else shown[:40] + "…"
+            self.add((*path, "timeout"), f"step {sid}: timeout {shown}: expected a positive duration up to "
+                                         "24h like 500ms, 30s, 5m")
         return seconds
 
     def _retries(self, raw: Mapping[str, Any], sid: str, path: PathKey) -> int:
@@ -155,7 +165,7 @@ class _Checker:
 
     def _on_failure(self, raw: Mapping[str, Any], sid: str, path: PathKey) -> OnFailure:
         value = raw.get("on_failure", "abort")
-        if value not in {f.value for f in OnFailure}:
+        if not isinstance(value, str) or value not in {f.value for f in OnFailure}:
             self.add((*path, "on_failure"), f"step {sid}: on_failure {value!r}: expected abort or continue")
             return OnFailure.ABORT
         return OnFailure(value)
@@ -235,6 +245,9 @@ class _Checker:
 
     def check_refs(self, value: JSON, step: Step, path: PathKey, *, stage: int, stage_of: Mapping[str, int],
                    params: Mapping[str, ParamSpec], in_foreach: bool = False) -> None:
+        broken = templating.unclosed(value)
+        if broken is not None:
+            self.add(path, f"step {step.id}: unclosed template in {broken!r}: write {{{{ name.path }}}}")
         for expr in templating.references(value):
             try:
                 parts = templating.parse_path(expr)
@@ -282,9 +295,9 @@ def load_text(text: str, file: str = "<text>") -> Playbook:
 def load_playbook(path: Path) -> Playbook:
     """Read and validate ``path``; PlaybookError lists every problem with its line."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise errors.PlaybookError([errors.Issue(str(path), None, f"cannot read: {exc.strerror}")]) from exc
+        text = yamlpos.read_text(Path(path))
+    except errors.ConfigError as exc:
+        raise errors.PlaybookError(exc.issues) from None
     return load_text(text, str(path))
 
 

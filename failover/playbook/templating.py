@@ -49,6 +49,15 @@ def references(value: JSON) -> Iterator[str]:
             yield from references(item)
 
 
+def unclosed(value: JSON) -> str | None:
+    """The first string in ``value`` with a ``{{`` or ``}}`` outside a complete template, else None."""
+    if isinstance(value, str):
+        rest = TEMPLATE.sub("", value)
+        return value[:60] if "{{" in rest or "}}" in rest else None
+    items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else []
+    return next((found for item in items if (found := unclosed(item)) is not None), None)
+
+
 def has_template(value: JSON) -> bool:
     return next(references(value), None) is not None
 

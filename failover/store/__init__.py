@@ -63,6 +63,8 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
     #: the process died or the run was cancelled while the attempt ran; resume runs it again
     INTERRUPTED = "interrupted"
+    #: the action could not confirm its effect (a fence that could not reach its site); the run goes on
+    UNCONFIRMED = "unconfirmed"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    last_modified: str = ""
 
 
 async def _common_prefixes(client: Any, loc: s3.S3Location, prefix: str) -> list[str]:
@@ -55,7 +56,8 @@ async def _objects(client: Any, loc: s3.S3Location, prefix: str) -> list[ObjectI
         paginator = client.get_paginator("list_objects_v2")
         async for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix):
             for obj in page.get("Contents", []) or []:
-                out.append(ObjectInfo(str(obj["Key"]), int(obj["Size"]), str(obj.get("ETag", "")).strip('"')))
+                out.append(ObjectInfo(str(obj["Key"]), int(obj["Size"]), str(obj.get("ETag", "")).strip('"'),
+                                      str(obj.get("LastModified", ""))))
     return out
 
 
@@ -76,42 +78,56 @@ async def read_backup(loc: s3.S3Location, name: str) -> models.BackupInfo:
 
 
 _CACHE_SIZE = 4096
-#: parsed metadata of *terminal* backups; Velero never rewrites it, it only deletes the whole dir
-_terminal_cache: OrderedDict[tuple[str, str, str], models.BackupInfo] = OrderedDict()
+#: parsed metadata of *terminal* backups, with the object version it was parsed from (ETag, size,
+#: last-modified): a metadata object that changed (garbage written over it, a rewrite) is re-read
+_terminal_cache: OrderedDict[tuple[str, str, str], tuple[ObjectInfo, models.BackupInfo]] = OrderedDict()
 
 
-async def _read_metadata(client: Any, loc: s3.S3Location, name: str) -> models.BackupInfo:
+async def _read_metadata(client: Any, loc: s3.S3Location, name: str, seen: ObjectInfo) -> models.BackupInfo:
     key = layout.backup_metadata(loc.prefix, name)
     cache_key = (loc.endpoint, loc.bucket, key)
     cached = _terminal_cache.get(cache_key)
-    if cached is not None:
+    if cached is not None and cached[0] == seen:
         _terminal_cache.move_to_end(cache_key)
-        return cached
+        return cached[1]
+    _terminal_cache.pop(cache_key, None)
     info = models.parse_backup(await s3.get_bytes(client, loc, key), where=f"{loc.bucket}/{key}")
     if info.phase.is_terminal:
-        _terminal_cache[cache_key] = info
+        _terminal_cache[cache_key] = (seen, info)
         while len(_terminal_cache) > _CACHE_SIZE:
             _terminal_cache.popitem(last=False)
     return info
 
 
+def _metadata_objects(loc: s3.S3Location, objects: Sequence[ObjectInfo]) -> dict[str, ObjectInfo]:
+    """Backup name → its ``velero-backup.json`` object, from a listing of ``backups/``."""
+    base = layout.backups_dir(loc.prefix)
+    out: dict[str, ObjectInfo] = {}
+    for obj in objects:
+        rest = obj.key[len(base):] if obj.key.startswith(base) else ""
+        name, _, file = rest.partition("/")
+        if name and file == layout.METADATA_FILE:
+            out[name] = obj
+    return out
+
+
 async def backup_infos(loc: s3.S3Location) -> list[models.BackupInfo]:
     """Every backup whose ``velero-backup.json`` is present and parses, sorted by name.
 
-    Health probes call this every few seconds on buckets with hundreds of backups, so it lists the
-    backup dirs only (CommonPrefixes, cheap) and GETs metadata concurrently, except for terminal
-    backups already parsed (cached; a deleted backup drops out of the listing). Dirs without
-    metadata (a copy in progress) and malformed metadata are skipped with a warning.
+    Health probes call this every few seconds on buckets with hundreds of backups, so it lists
+    ``backups/`` once (one request per 1,000 objects) and GETs metadata concurrently, except for
+    terminal backups already parsed whose metadata object is unchanged (same ETag, size and
+    last-modified; a changed or deleted one is re-read or drops out). Dirs without metadata (a copy
+    in progress) and malformed metadata are skipped with a warning.
     """
     async with s3.open_client(loc) as client:
-        prefixes = await _common_prefixes(client, loc, layout.backups_dir(loc.prefix))
-        names = [n for n in (layout.backup_name_from_prefix(loc.prefix, cp) for cp in prefixes) if n]
+        listed = _metadata_objects(loc, await _objects(client, loc, layout.backups_dir(loc.prefix)))
         limit = asyncio.Semaphore(8)
 
         async def one(name: str) -> models.BackupInfo | None:
             async with limit:
                 try:
-                    return await _read_metadata(client, loc, name)
+                    return await _read_metadata(client, loc, name, listed[name])
                 except s3.ObjectNotFound:  # no metadata yet: Velero or a replica is still writing it
                     logger.debug("backup %s in %s has no metadata yet", name, loc.bucket)
                     return None
@@ -119,7 +135,7 @@ async def backup_infos(loc: s3.S3Location) -> list[models.BackupInfo]:
                     logger.warning("skipping backup %s in %s: %s", name, loc.bucket, exc)
                     return None
 
-        infos = await asyncio.gather(*(one(n) for n in names))
+        infos = await asyncio.gather(*(one(n) for n in sorted(listed)))
     return sorted((i for i in infos if i is not None), key=lambda i: i.name)
 
 
