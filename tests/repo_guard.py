@@ -33,7 +33,10 @@ def _allowed_prefixes() -> tuple[str, ...]:
         *site.getsitepackages(), site.getusersitepackages(),
         *(path for path in sysconfig.get_paths().values()),
     }
-    return tuple(sorted({os.path.abspath(p).rstrip("/") + "/" for p in places if p}))
+    prefixes = {os.path.abspath(p).rstrip("/") + "/" for p in places if p}
+    # files a library reads from $HOME on its own (aiohttp with trust_env reads ~/.netrc)
+    prefixes |= {str(home / ".netrc") + "/"}
+    return tuple(sorted(prefixes))
 
 
 ALLOWED = _allowed_prefixes()
