@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import ssl
+import tempfile
 from pathlib import Path
+
+import yaml
 
 from failover.lab.kube.auth import Authenticator
 from failover.lab.pki import ClientCert, LabCA, new_token
@@ -23,3 +28,22 @@ class Credentials:
         if variant == "token":
             return self.ca.kubeconfig(name="test", server=server, token=self.token)
         return self.ca.kubeconfig(name="test", server=server, cert=self.cert)
+
+
+def httpx_options(kubeconfig: Path, *, credentials: bool = True) -> dict[str, object]:
+    """``verify`` and ``headers`` for a plain httpx call with a lab kubeconfig's credentials (the
+    CA, and the bearer token or the client certificate; only the CA without ``credentials``)."""
+    doc = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
+    cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
+    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    headers: dict[str, str] = {}
+    if not credentials:
+        pass
+    elif "token" in user:
+        headers["Authorization"] = f"Bearer {user['token']}"
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="kubeauth-"))
+        (directory / "c.crt").write_bytes(base64.b64decode(user["client-certificate-data"]))
+        (directory / "c.key").write_bytes(base64.b64decode(user["client-key-data"]))
+        context.load_cert_chain(str(directory / "c.crt"), str(directory / "c.key"))
+    return {"verify": context, "headers": headers}

@@ -49,7 +49,7 @@ async def test_plain_http_is_not_served(kube: Cluster) -> None:
 async def test_the_product_client_works_with_token_and_certificate_kubeconfigs(
         kube: Cluster, lab_credentials: Credentials, variant: str) -> None:
     assert kube.api.auth is not None
-    kube.api.auth.records = []
+    kube.api.auth.records = set()
     client = KubeClient(site="t", kubeconfig=kubeconfig_text(lab_credentials, kube.api.url, variant))
     try:
         await client.readyz()

@@ -3,7 +3,7 @@
 A request is admitted with a known bearer token or with a client certificate of the lab CA (verified
 by the TLS layer; the user is the certificate's ``CN``). Anything else gets **401** with a
 ``Status`` body. Every admitted request is recorded as (user, verb, group, resource, subresource,
-namespace) when a recorder is attached, so a lab run can be turned into the RBAC it needed.
+namespace) in a set when a recorder is attached, so a lab run can be turned into the RBAC it needed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Access:
     resource: str
     subresource: str
     namespace: str
-    path: str
+    non_resource: str = ""  #: the path of a non-resource URL (``/readyz``)
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Authenticator:
     """The tokens a lab API accepts (token -> user), plus client certificates of the lab CA."""
 
     tokens: dict[str, str] = field(default_factory=dict)
-    records: list[Access] | None = None  #: when set, every admitted request is appended
+    records: set[Access] | None = None  #: when set, every admitted request is added (in RBAC terms)
 
     def user_of(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -62,7 +62,7 @@ class Authenticator:
             if user is None:
                 return web.json_response(UNAUTHORIZED, status=401)
             if self.records is not None:
-                self.records.append(access(user, request))
+                self.records.add(access(user, request))
             return await handler(request)
 
         return authenticate
@@ -87,4 +87,4 @@ def access(user: str, request: web.Request) -> Access:
     subresource = rest[2] if len(rest) > 2 else ""
     if verb == "get" and not name:
         verb = "watch" if request.query.get("watch") in ("1", "true") else "list"
-    return Access(user, verb, group, resource, subresource, namespace, request.path)
+    return Access(user, verb, group, resource, subresource, namespace)
