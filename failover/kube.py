@@ -44,6 +44,9 @@ KubeObject = dict[str, Any]
 Fetch = Callable[[], Awaitable[str]]
 Query = list[tuple[str, str]]
 OBJECT = {200: "object", 201: "object", 202: "object"}
+#: connections per site: one probe round asks for every component's workloads at once, and a request
+#: waiting for a free connection counts against its timeout
+POOL_SIZE = 64
 
 
 def resource_path(rt: kt.ResourceType, namespace: str | None = None, name: str | None = None,
@@ -214,6 +217,7 @@ class KubeClient:
 
     async def _open(self) -> _Session:
         cfg = Configuration()
+        cfg.connection_pool_maxsize = POOL_SIZE
         if self._kubeconfig is None and self._fetch is None:
             cfg.host = str(self._base_url).rstrip("/")
             cfg.verify_ssl = self._verify
