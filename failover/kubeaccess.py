@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from failover.config import models
 from failover.config.runtime import SiteEndpoints
 from failover.core import errors
 from failover.kube import KubeClient
 from providers.base import Provider
+
+
+def request_timeout(health: models.HealthConfig) -> float:
+    """The bound of one Kubernetes request. Probes are bounded by ``health.timeout`` on top of it
+    (:func:`failover.health.probes.sample`); the actions' requests get the slack the old
+    per-request retries gave them, since every call is one attempt now."""
+    return max(3 * health.timeout, health.storage_timeout)
 
 
 def client_for(ep: SiteEndpoints, *, timeout: float, provider: Callable[[str], Provider | None]) -> KubeClient:

@@ -50,7 +50,8 @@ class Services:
             resolver = probes.make_resolver(*runtime.resolver, timeout=health.timeout)
         services = cls(runtime=runtime, store=store, http=http, kube={}, resolver=resolver, clock=clock)
         for name, ep in runtime.sites.items():  # a kubeconfig, the API + token, or the provider's kubeconfig
-            services.kube[name] = kubeaccess.client_for(ep, timeout=health.timeout, provider=services.provider)
+            services.kube[name] = kubeaccess.client_for(ep, timeout=kubeaccess.request_timeout(health),
+                                                        provider=services.provider)
         return services
 
     def site(self, name: str) -> SiteEndpoints:
