@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from cryptography import x509
 
 from failover.core import errors, http, serving
 from failover.core import kubetypes as kt
@@ -157,3 +159,30 @@ async def test_an_unreachable_api_is_temporary_and_a_conflict_keeps_its_status(
         assert info.value.status == 409
     finally:
         await client.aclose()
+
+
+async def test_credentials_are_renewed_before_they_expire(kube: Cluster, lab_credentials: Credentials) -> None:
+    """The renewal time comes from the credentials themselves: a client certificate's notAfter, a
+    JWT's exp; a fetched kubeconfig is fetched again at most ``max_age`` later."""
+    cert_client = KubeClient(site="t", kubeconfig=kubeconfig_text(lab_credentials, kube.api.url, "cert"),
+                             refresh_before=300)
+    fetched: list[str] = []
+
+    async def fetch() -> str:
+        fetched.append(kubeconfig_text(lab_credentials, kube.api.url, "token"))
+        return fetched[-1]
+
+    fetching = KubeClient(site="t", fetch=fetch, max_age=600)
+    try:
+        await cert_client.readyz()
+        await fetching.readyz()
+        await fetching.readyz()
+        not_after = x509.load_pem_x509_certificate(lab_credentials.cert.cert_pem).not_valid_after_utc.timestamp()
+        renew_at = cert_client._session.renew_at if cert_client._session else None
+        assert renew_at == not_after - 300
+        fetch_renew = fetching._session.renew_at if fetching._session else None
+        assert fetch_renew is not None and fetch_renew - time.time() <= 600
+        assert len(fetched) == 1  # one fetch serves until then
+    finally:
+        await cert_client.aclose()
+        await fetching.aclose()
