@@ -30,7 +30,7 @@ from failover import controller, identity, replicate, s3
 from failover.actions import fence as fence_actions
 from failover.config import models
 from failover.config.runtime import Runtime
-from failover.core import tasks
+from failover.core import resources, tasks
 from failover.health.model import SiteView
 from failover.health.watcher import Watcher
 from failover.playbook import engine as engine_mod
@@ -46,8 +46,7 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 def playbook_dirs(runtime: Runtime) -> list[Path]:
     """Playbooks beside the config's directory first, then the ones shipped with the product."""
-    repo = Path(__file__).resolve().parents[1] / "playbooks"
-    return [runtime.loaded.path.parent.parent / "playbooks", repo]
+    return [runtime.loaded.path.parent.parent / "playbooks", resources.playbooks_dir()]
 
 
 def open_store(runtime: Runtime) -> sqlite.SqliteStore:

@@ -16,6 +16,7 @@ from typing import Any
 import dns.asyncresolver
 import httpx
 
+from failover import kubeaccess
 from failover.config.runtime import Runtime, SiteEndpoints
 from failover.core import errors
 from failover.health import probes
@@ -44,13 +45,14 @@ class Services:
     def open(cls, runtime: Runtime, store: Any, *, clock: Callable[[], datetime] = utcnow) -> Services:
         health = runtime.config.health
         http = httpx.AsyncClient(timeout=health.timeout, verify=health.verify_tls, follow_redirects=False)
-        kube = {name: KubeClient(base_url=ep.kube_api, site=name, token=ep.kube_token,
-                                 timeout=health.timeout, verify=ep.site.kube.verify_tls)
-                for name, ep in runtime.sites.items() if ep.kube_api}
         resolver = None
         if runtime.resolver is not None:
             resolver = probes.make_resolver(*runtime.resolver, timeout=health.timeout)
-        return cls(runtime=runtime, store=store, http=http, kube=kube, resolver=resolver, clock=clock)
+        services = cls(runtime=runtime, store=store, http=http, kube={}, resolver=resolver, clock=clock)
+        for name, ep in runtime.sites.items():  # a kubeconfig, the API + token, or the provider's kubeconfig
+            services.kube[name] = kubeaccess.client_for(ep, timeout=kubeaccess.request_timeout(health),
+                                                        provider=services.provider)
+        return services
 
     def site(self, name: str) -> SiteEndpoints:
         try:

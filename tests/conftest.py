@@ -15,6 +15,8 @@ import pytest
 
 from failover.core import secrets
 
+pytest_plugins = ["tests.repo_guard"]  # fails the session if a test opens a file outside the repository
+
 
 class _Capture(logging.Handler):
     def __init__(self) -> None:

@@ -28,7 +28,7 @@ COMMAND_MODULES = (
     "failover.cli.ops_cmd",
     "failover.cli.drill_cmd",
     "failover.cli.config_cmd",
-    "failover.cli.lab_cmd",
+    "failover.lab.cli",  # the lab registers its own command; the product never imports it
 )
 
 

@@ -16,6 +16,8 @@ def register(sub: Any) -> None:
     csub.required = True
     v = csub.add_parser("validate", help="check the config and its workplace profile; exit 2 on problems")
     v.add_argument("--json", action="store_true")
+    v.add_argument("--online", action="store_true",
+                   help="also run the preflight against every provider and site (read-only; exit 1 on a failure)")
     v.set_defaults(func=validate)
     s = csub.add_parser("schema", help="print the JSON Schema of the config file")
     s.set_defaults(func=schema)
@@ -23,6 +25,10 @@ def register(sub: Any) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     loaded = loader.load(args.config)
+    if getattr(args, "online", False):
+        from failover.cli import preflight_cmd  # the preflight needs the product's clients
+
+        return preflight_cmd.online(args, loaded)
     cfg = loaded.config
     summary = {
         "valid": True,

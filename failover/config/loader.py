@@ -9,7 +9,6 @@ returned beside the config, e.g. OTC public DNS depending on the eu-de control p
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pydantic
 
 from failover.config import models, yamlpos
-from failover.core import errors
+from failover.core import errors, resources
 
 ENV_CONFIG = "FAILOVER_CONFIG"
 ENV_STATE = "FAILOVER_STATE_DIR"
@@ -45,14 +44,11 @@ class Loaded:
 
 
 def default_config_path() -> Path:
-    """The embedded default: the lab config shipped in the repository's ``config/``."""
+    """The embedded default: the lab config (the repository's ``config/``, packaged with the product)."""
     env = os.environ.get(ENV_CONFIG)
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2] / "config" / "lab.yaml"
-    if repo.exists():
-        return repo
-    return Path(str(importlib.resources.files("failover") / "data" / "lab.yaml"))
+    return resources.config_file()
 
 
 def _pydantic_issues(located: yamlpos.Located, exc: pydantic.ValidationError) -> list[errors.Issue]:

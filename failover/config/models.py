@@ -121,6 +121,10 @@ class KubeAccess(_Model):
     api: str | None = None
     token: Credential | None = None
     verify_tls: bool = True
+    #: a kubeconfig (``{file: PATH}`` or ``{env: VAR}``): CA data, client certificates, tokens, exec plugins
+    kubeconfig: Credential | None = None
+    context: str | None = None  #: the kubeconfig context to use (default: its current-context)
+    refresh_before: float = Field(default=300.0, ge=0, description="renew credentials this many s before expiry")
 
 
 class Ingress(_Model):

@@ -35,6 +35,8 @@ class SiteEndpoints:
     ingress_port: int
     ingress_scheme: str
     storage: s3.S3Location | None
+    kubeconfig: str | None = field(default=None, repr=False)  #: kubeconfig text (a secret)
+    kubeconfig_dir: str = ""  #: where the kubeconfig's relative file references point
 
     @property
     def name(self) -> str:
@@ -110,10 +112,13 @@ def _static_site(site: models.Site) -> SiteEndpoints:
             secret_key=SecretStr(st.secret_key.read(f"site {site.name} storage secret_key")),
         )
     token = site.kube.token.read(f"site {site.name} kube token") if site.kube.token else None
+    kubeconfig = site.kube.kubeconfig
     return SiteEndpoints(
         site=site, cluster=site.cluster_ref(), kube_api=site.kube.api, kube_token=token,
         ingress_address=site.ingress.address, ingress_port=site.ingress.port or 443,
         ingress_scheme=site.ingress.scheme, storage=storage,
+        kubeconfig=kubeconfig.read(f"site {site.name} kubeconfig") if kubeconfig else None,
+        kubeconfig_dir=str(kubeconfig.file.parent) if kubeconfig and kubeconfig.file else "",
     )
 
 
@@ -129,10 +134,12 @@ def _lab_site(site: models.Site, lab: dict[str, Any]) -> SiteEndpoints:
     )
     ref = ClusterRef(region=site.region, cluster=str(entry.get("cluster") or site.name),
                      project=entry.get("project"))
+    kubeconfig = Credential(file=Path(entry["kubeconfig"])) if entry.get("kubeconfig") else None
     return SiteEndpoints(
         site=site, cluster=ref, kube_api=str(entry["kube_api"]), kube_token=None,
         ingress_address=str(entry["ingress"]), ingress_port=int(entry["ingress_port"]),
         ingress_scheme="http", storage=storage,
+        kubeconfig=kubeconfig.read(f"lab site {site.name} kubeconfig") if kubeconfig else None,
     )
 
 

@@ -27,6 +27,7 @@ import email.utils
 import json as jsonlib
 import logging
 import re
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -148,7 +149,7 @@ class ApiClient:
         timeout: float = DEFAULT_TIMEOUT,
         attempts: int = 4,
         max_delay: float = 10.0,
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         self.service = service
         self._auth = auth

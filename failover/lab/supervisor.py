@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import SecretStr
 
 from failover import s3
@@ -39,6 +38,7 @@ from failover.core import errors, secrets
 from failover.lab import control, pdns, seed
 from failover.lab import ingress as ingress_mod
 from failover.lab import runtime as lab_runtime
+from failover.lab.access import LabAccess
 from failover.lab.kube import types as kt
 from failover.lab.kube.cluster import Cluster
 from failover.lab.motoserver import MotoServer, start_moto_server
@@ -79,6 +79,7 @@ class ProviderApi:
     proxy: FaultProxy
     dns: PowerDnsBackend
     extra: list[FaultProxy] = field(default_factory=list)  #: e.g. SCS's management cluster API
+    options: dict[str, str] = field(default_factory=dict)  #: lab-only settings, e.g. the lab CA file
 
     async def set_available(self, available: bool) -> None:
         for proxy in (self.proxy, *self.extra):
@@ -88,7 +89,7 @@ class ProviderApi:
         settings = self.emulator.settings()  # type: ignore[attr-defined]
         api = {k: str(v).replace(self.emulator.url, self.proxy.url) for k, v in settings.endpoints.items()}
         creds: dict[str, str] = self.emulator.lab_credentials()  # type: ignore[attr-defined]
-        return {"api": api, "credentials": creds, "options": dict(settings.options)}
+        return {"api": api, "credentials": creds, "options": {**settings.options, **self.options}}
 
     async def close(self) -> None:
         for proxy in (self.proxy, *self.extra):
@@ -113,6 +114,11 @@ class SiteParts:
     project: str | None
     ingress_proxy: FaultProxy | None = None
     faults: set[str] = field(default_factory=set)
+    kubeconfig: Path | None = None  #: the site's admin kubeconfig file (lab CA, token or certificate)
+
+    @property
+    def kube_api(self) -> str:
+        return f"https://{self.kube_proxy.address}"
 
     @property
     def address(self) -> str:
@@ -122,7 +128,8 @@ class SiteParts:
         loc = storage.location(self.bucket)
         return {
             "provider": self.site.provider, "provider_kind": self.provider_kind, "region": self.site.region,
-            "role": self.site.role.value, "kube_api": self.kube_proxy.url, "ingress": self.address,
+            "role": self.site.role.value, "kube_api": self.kube_api,
+            "kubeconfig": str(self.kubeconfig) if self.kubeconfig else None, "ingress": self.address,
             "ingress_port": self.ingress_proxy.port if self.ingress_proxy else self.ingress.port,
             "s3": {"endpoint": loc.endpoint, "bucket": loc.bucket, "access_key": storage.access_key,
                    "secret_key": storage.secret_key, "region": loc.region},
@@ -147,16 +154,6 @@ def _mode(faults: set[str], *modes: tuple[str, ProxyMode]) -> ProxyMode:
 def _host_port(url: str) -> tuple[str, int]:
     parsed = urllib.parse.urlsplit(url)
     return parsed.hostname or "127.0.0.1", int(parsed.port or 80)
-
-
-def kubeconfig_for(name: str, api: str) -> str:
-    """An admin kubeconfig pointing at the site's (proxied) kube API; the lab API needs no auth."""
-    return yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": name,
-        "clusters": [{"name": name, "cluster": {"server": api}}],
-        "users": [{"name": f"{name}-admin", "user": {"token": f"lab-{name}"}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
-    }, sort_keys=False)
 
 
 def _velero_objects(site: models.Site, *, bucket: str, active: bool, lab: models.LabConfig,
@@ -197,6 +194,7 @@ class World:
         self.emulators: dict[str, ProviderApi] = {}
         self.control: control.ControlServer | None = None
         self._management: Cluster | None = None
+        self.access = LabAccess(paths.root)
         self.started_at = time.time()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -253,7 +251,8 @@ class World:
         storage = self.storage[kind]
         bucket = f"velero-{site.name}"
         await s3.ensure_bucket(storage.location(bucket))
-        cluster = await Cluster.start(name=site.name, host="127.0.0.1", port=0, ready_delay=self.lab.ready_delay)
+        cluster = await Cluster.start(name=site.name, host="127.0.0.1", port=0, ready_delay=self.lab.ready_delay,
+                                      tls=self.access.tls, auth=self.access.authenticator(site.name, kind))
         api_host, api_port = _host_port(cluster.api.url)
         kube_proxy = FaultProxy(target_host=api_host, target_port=api_port, slow_latency=self.lab.slow_latency,
                                 name=f"{site.name} kube API")
@@ -276,8 +275,10 @@ class World:
         generated = {"ionos": str(uuid.uuid4()), "otc": str(uuid.uuid4()), "stackit": f"opendesk-{index}"}
         cluster_id = ref.cluster if site.cluster else generated.get(kind, site.name)
         project = ref.project or {"stackit": str(uuid.uuid4()), "scs": "failover-lab"}.get(kind)
-        return SiteParts(site=site, index=index, provider_kind=kind, cluster=cluster, kube_proxy=kube_proxy,
-                         ingress=site_ingress, velero=velero, bucket=bucket, cluster_id=cluster_id, project=project)
+        parts = SiteParts(site=site, index=index, provider_kind=kind, cluster=cluster, kube_proxy=kube_proxy,
+                          ingress=site_ingress, velero=velero, bucket=bucket, cluster_id=cluster_id, project=project)
+        _, parts.kubeconfig = self.access.kubeconfig(site.name, parts.kube_api)
+        return parts
 
     async def _start_ingress_proxies(self, wanted: int) -> None:
         """One proxy per site on ``127.0.N.1:port``, the same port everywhere (a free one if 0)."""
@@ -319,26 +320,32 @@ class World:
             kwargs: dict[str, Any] = {"dns": backend}
             extra: list[FaultProxy] = []
             if kind == "scs":
+                management_auth = self.access.management_authenticator()
                 self._management = await Cluster.start(name="scs-management", host="127.0.0.1", port=0,
-                                                       ready_delay=self.lab.ready_delay)
+                                                       ready_delay=self.lab.ready_delay, tls=self.access.tls,
+                                                       auth=management_auth)
                 m_host, m_port = _host_port(self._management.api.url)
                 m_proxy = FaultProxy(target_host=m_host, target_port=m_port, slow_latency=self.lab.slow_latency,
                                      name="scs management API")
                 await m_proxy.start()
                 extra.append(m_proxy)
-                kwargs.update(management=self._management.store, management_url=m_proxy.url)
+                kwargs.update(management=self._management.store, management_url=f"https://{m_proxy.address}")
             emu = classes[0](**kwargs)
             await emu.start()
+            if kind == "scs":  # the management cluster admits the provider's management token
+                management_auth.tokens[emu.management_token] = "scs-management-reader"  # type: ignore[attr-defined]
             emu.add_zone(self.zone)  # type: ignore[attr-defined]
             for parts in self.sites.values():
                 if parts.provider_kind == kind:
                     ref = base.ClusterRef(region=parts.site.region, cluster=parts.cluster_id, project=parts.project)
                     emu.add_cluster(ref=ref, name=parts.site.name,  # type: ignore[attr-defined]
-                                    kubeconfig=kubeconfig_for(parts.site.name, parts.kube_proxy.url))
+                                    kubeconfig=self.access.kubeconfig(parts.site.name, parts.kube_api)[0])
             proxy = FaultProxy(target_host="127.0.0.1", target_port=emu.port, slow_latency=self.lab.slow_latency,
                                name=f"{kind} API")
             await proxy.start()
-            self.emulators[kind] = ProviderApi(kind=kind, emulator=emu, proxy=proxy, dns=backend, extra=extra)
+            options = {"management_ca_file": str(self.access.ca.ca_file)} if kind == "scs" else {}
+            self.emulators[kind] = ProviderApi(kind=kind, emulator=emu, proxy=proxy, dns=backend, extra=extra,
+                                               options=options)
 
     async def _wait_active_ready(self, *, timeout: float) -> None:
         active = self.sites[self.config.active_site().name]
@@ -425,6 +432,7 @@ class World:
             "config": str(self.loaded.path),
             "started_at": self.started_at,
             "pids": {r.name: r.pid for r in lab_runtime.read_pids(self.paths)},
+            "kube_access": self.access.used(),  #: what each kube API was asked for (RBAC terms)
         }
         if self.control is not None:
             doc["control"] = self.control.url

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import ssl
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,7 +114,8 @@ class ScsProvider(base.Provider):
     ``s3_endpoint`` (override for :meth:`s3_endpoint`), ``dns_poll_interval`` (s, default 2),
     ``dns_timeout`` (s, default 60), ``status_lookback_days`` (incident query window, default
     30), ``attempts`` (tries per request, default 4), ``max_retry_delay`` (s, default 10),
-    ``management_verify_tls`` (``true``/``false``, default true).
+    ``management_verify_tls`` (``true``/``false``, default true), ``management_ca_file`` (the
+    management cluster's CA bundle, PEM; default: the system CAs).
     """
 
     kind = "scs"
@@ -138,7 +140,10 @@ class ScsProvider(base.Provider):
         except ValueError as exc:
             raise errors.PermanentError(f"provider scs: invalid option value ({exc})") from None
         self._namespace = options.get("namespace", "default")
-        self._verify = options.get("management_verify_tls", "true").lower() not in ("false", "0", "no")
+        self._verify: bool | ssl.SSLContext = options.get("management_verify_tls", "true").lower() not in (
+            "false", "0", "no")
+        if self._verify and options.get("management_ca_file"):  # the management cluster's own CA
+            self._verify = ssl.create_default_context(cafile=options["management_ca_file"])
         kw: dict[str, Any] = {"timeout": settings.timeout, "attempts": self._attempts, "max_delay": self._max_delay}
         self._keystone = http.ApiClient(base_url=settings.endpoint("keystone"), service="scs keystone", **kw)
         def identity() -> dict[str, Any]:

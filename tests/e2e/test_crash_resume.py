@@ -64,7 +64,7 @@ async def test_kill_9_at_each_step_boundary_completes_the_run_exactly_once(lab: 
     assert succeeded and all(n == 1 for n in succeeded.values()), succeeded
     assert kills >= len(succeeded) - 1, (kills, len(succeeded))
     rt = lab.runtime()
-    kube = KubeClient(base_url=str(rt.sites[doc["to"]].kube_api), site=doc["to"])
+    kube = KubeClient(site=doc["to"], kubeconfig=rt.sites[doc["to"]].kubeconfig)
     restores = await kube.list(kt.VELERO_RESTORES, "velero")
     await kube.aclose()
     per_group = collections.Counter(r["metadata"]["labels"]["failover.io/group"] for r in restores)

@@ -19,13 +19,16 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
 
 from failover.lab.kube.cluster import Cluster
+from tests.lab.kubeauth import Credentials
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 @pytest.fixture
-async def http(kube: Cluster) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=kube.api.url, timeout=TIMEOUT) as session:
+async def http(kube: Cluster, lab_credentials: Credentials) -> AsyncIterator[aiohttp.ClientSession]:
+    connector = aiohttp.TCPConnector(ssl=lab_credentials.ca.client_context())
+    async with aiohttp.ClientSession(base_url=kube.api.url, timeout=TIMEOUT, connector=connector,
+                                     headers={"Authorization": f"Bearer {lab_credentials.token}"}) as session:
         yield session
 
 

@@ -26,6 +26,7 @@ from failover import cli
 from failover.lab import control
 from failover.lab import runtime as lab_runtime
 from failover.lab.generator import WorkloadGenerator
+from tests.lab import kubeauth
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW = 0.6
@@ -89,8 +90,10 @@ def _app(lab: Lab, site: str, host: str, path: str, *, timeout: float = 2.0) -> 
     return httpx.get(f"http://{info['ingress']}:{info['ingress_port']}{path}", headers={"Host": host}, timeout=timeout)
 
 
-def _kube(lab: Lab, site: str, *, timeout: float = 2.0) -> httpx.Response:
-    return httpx.get(f"{lab.site(site)['kube_api']}/api/v1/namespaces", timeout=timeout)
+def _kube(lab: Lab, site: str, *, timeout: float = 2.0, authenticated: bool = True) -> httpx.Response:
+    info = lab.site(site)
+    options = kubeauth.httpx_options(Path(info["kubeconfig"]), credentials=authenticated)
+    return httpx.get(f"{info['kube_api']}/api/v1/namespaces", timeout=timeout, **options)  # type: ignore[arg-type]
 
 
 def _refused(host: str, port: int) -> bool:
@@ -122,7 +125,9 @@ def test_status_json_contract(lab: Lab, capsys: pytest.CaptureFixture[str]) -> N
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["sites"]) == {"ionos-de-fra", "stackit-eu01", "otc-eu-de", "scs-pco-prod1"}
     for i, site in enumerate(doc["sites"].values(), start=1):
-        assert {"provider", "region", "role", "kube_api", "ingress", "ingress_port", "s3", "faults"} <= set(site)
+        assert {"provider", "region", "role", "kube_api", "kubeconfig", "ingress", "ingress_port", "s3",
+                "faults"} <= set(site)
+        assert site["kube_api"].startswith("https://127.0.0.1:") and Path(site["kubeconfig"]).is_file()
         assert set(site["s3"]) >= {"endpoint", "bucket", "access_key", "secret_key", "region"}
         assert site["ingress"] == f"127.0.{i}.1"
     assert len({s["ingress_port"] for s in doc["sites"].values()}) == 1
@@ -150,12 +155,22 @@ def test_break_down_refuses_kube_and_ingress(lab: Lab) -> None:
     assert _kube(lab, ACTIVE).status_code == 200
 
 
+def test_site_apis_refuse_requests_without_credentials(lab: Lab) -> None:
+    token_site, cert_site = ACTIVE, "stackit-eu01"  # IONOS hands out tokens, SKE client certificates
+    for site in (token_site, cert_site):
+        assert _kube(lab, site).status_code == 200
+        refused = _kube(lab, site, authenticated=False)
+        assert refused.status_code == 401 and refused.json()["reason"] == "Unauthorized"
+    assert "Authorization" in kubeauth.httpx_options(Path(lab.site(token_site)["kubeconfig"]))["headers"]  # type: ignore[operator]
+    assert not kubeauth.httpx_options(Path(lab.site(cert_site)["kubeconfig"]))["headers"]
+
+
 def test_break_blackhole_times_out(lab: Lab) -> None:
     assert lab.cli("lab", "break", ACTIVE, "--mode", "blackhole") == 0
     try:
         with pytest.raises(httpx.ReadTimeout):
             _app(lab, ACTIVE, "files.ckki.lab", "/status.php", timeout=0.4)
-        with pytest.raises(httpx.ReadTimeout):
+        with pytest.raises(httpx.ConnectTimeout):  # HTTPS: the TLS handshake never completes
             _kube(lab, ACTIVE, timeout=0.4)
     finally:
         assert lab.cli("lab", "heal", ACTIVE) == 0

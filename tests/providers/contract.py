@@ -24,11 +24,11 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from providers.emulator import Exchange
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 def spec_path(*parts: str) -> Path:
-    """A vendor spec under ../shared/specs, or a hand-written one given as an absolute path."""
+    """A vendored spec under tests/specs (see SOURCES.md there), or a hand-written one given as an absolute path."""
     return SPECS.joinpath(*parts)
 
 

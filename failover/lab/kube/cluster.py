@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
+
+from failover.lab.kube.auth import Authenticator
 from failover.lab.kube.server import KubeApiServer, start_kube_api
 from failover.lab.kube.store import MemoryStore
 from failover.lab.kube.workloads import WorkloadController
@@ -15,13 +18,14 @@ class Cluster:
 
     @classmethod
     async def start(
-        cls, *, name: str, host: str = "127.0.0.1", port: int = 0, ready_delay: float = 1.0
+        cls, *, name: str, host: str = "127.0.0.1", port: int = 0, ready_delay: float = 1.0,
+        tls: ssl.SSLContext | None = None, auth: Authenticator | None = None,
     ) -> Cluster:
         store = MemoryStore()
         workloads = WorkloadController(store, ready_delay=ready_delay)
         await workloads.start()
         try:
-            api = await start_kube_api(store, host=host, port=port)
+            api = await start_kube_api(store, host=host, port=port, tls=tls, auth=auth)
         except BaseException:
             await workloads.stop()
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiohttp import web
 from failover.core import serving
 from failover.lab.kube import patch as patching
 from failover.lab.kube import types as kt
+from failover.lab.kube.auth import Authenticator
 from failover.lab.kube.store import MemoryStore
 
 VERSION = {
@@ -403,7 +405,7 @@ def _unsupported(ctype: str) -> kt.KubeStoreError:
 HANDLER = web.AppKey("kube_handler", Handler)
 
 
-def make_app(store: MemoryStore) -> web.Application:
+def make_app(store: MemoryStore, auth: Authenticator | None = None) -> web.Application:
     handler = Handler(store)
 
     async def version(_: web.Request) -> web.Response:
@@ -421,7 +423,8 @@ def make_app(store: MemoryStore) -> web.Application:
     async def apis(_: web.Request) -> web.Response:
         return web.json_response(_groups())
 
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app = web.Application(client_max_size=16 * 1024 * 1024,
+                          middlewares=[auth.middleware()] if auth is not None else [])
     app[HANDLER] = handler
     for prefix in ("/version", "/version/"):
         app.router.add_get(prefix, version)
@@ -437,9 +440,10 @@ def make_app(store: MemoryStore) -> web.Application:
 
 
 class KubeApiServer:
-    def __init__(self, store: MemoryStore, runner: web.AppRunner, host: str, port: int) -> None:
-        self.store, self._runner, self.port = store, runner, port
-        self.url = f"http://{host}:{port}"
+    def __init__(self, store: MemoryStore, runner: web.AppRunner, host: str, port: int, *, tls: bool = False,
+                 auth: Authenticator | None = None) -> None:
+        self.store, self._runner, self.port, self.auth = store, runner, port, auth
+        self.url = f"{'https' if tls else 'http'}://{host}:{port}"
 
     async def close(self) -> None:
         """Stop serving; open watches end cleanly first, so this takes milliseconds."""
@@ -448,6 +452,9 @@ class KubeApiServer:
         await self._runner.cleanup()
 
 
-async def start_kube_api(store: MemoryStore, *, host: str = "127.0.0.1", port: int = 0) -> KubeApiServer:
-    runner, bound = await serving.serve(make_app(store), host=host, port=port, shutdown_timeout=0.5)
-    return KubeApiServer(store, runner, host, bound)
+async def start_kube_api(store: MemoryStore, *, host: str = "127.0.0.1", port: int = 0,
+                         tls: ssl.SSLContext | None = None, auth: Authenticator | None = None) -> KubeApiServer:
+    """Serve ``store``; with ``tls`` over HTTPS, with ``auth`` only to authenticated callers."""
+    runner, bound = await serving.serve(make_app(store, auth), host=host, port=port, ssl_context=tls,
+                                        shutdown_timeout=0.5)
+    return KubeApiServer(store, runner, host, bound, tls=tls is not None, auth=auth)

@@ -14,7 +14,19 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from failover.core.kubetypes import *  # noqa: F403  (the vocabulary lives in the product)
+from failover.core.kubetypes import ALL as PRODUCT_TYPES
 from failover.core.kubetypes import KubeObject, ResourceType
+
+# what deploy/ applies besides the product's vocabulary: the daemon's ServiceAccount and its RBAC
+SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ())
+_RBAC = "rbac.authorization.k8s.io"
+CLUSTERROLES = ResourceType(_RBAC, "v1", "clusterroles", "ClusterRole", False, ())
+CLUSTERROLEBINDINGS = ResourceType(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False, ())
+ROLES = ResourceType(_RBAC, "v1", "roles", "Role", True, ())
+ROLEBINDINGS = ResourceType(_RBAC, "v1", "rolebindings", "RoleBinding", True, ())
+ALL: tuple[ResourceType, ...] = (  # type: ignore[no-redef]
+    *PRODUCT_TYPES, SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS)
+BY_KEY: dict[str, ResourceType] = {rt.key: rt for rt in ALL}  # type: ignore[no-redef]
 
 
 class EventType(StrEnum):

@@ -19,7 +19,7 @@ from typing import Any
 from failover.cli import output
 from failover.config import loader
 from failover.core import errors
-from failover.lab import control
+from failover.lab import control, extra
 from failover.lab import runtime as lab_runtime
 
 UP_TIMEOUT = 60.0
@@ -76,6 +76,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     loaded, paths = _paths(args)
     if loaded.config.lab is None:
         raise errors.InputError(f"{loaded.path}: not a lab config (it has no `lab:` section)")
+    extra.require()
     running = _supervisor_alive(paths)
     if running is not None and lab_runtime.read_runtime(paths) is not None:
         print(f"the lab is already running (supervisor pid {running.pid}); `failover lab down` stops it",
@@ -179,6 +180,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    extra.require()
     try:
         from failover.lab import demo
     except ModuleNotFoundError as exc:
