@@ -177,6 +177,10 @@ class HealthConfig(_Model):
         default=0.5, gt=0, le=1,
         description="site is down when more than this share of critical components fail")
     verify_tls: bool = True
+    stale_after: float | None = Field(
+        default=None, gt=0,
+        description="seconds after which a check's last sample is stale (unknown); "
+                    "default: 3 intervals plus the longest probe timeout")
 
 
 class Constraints(_Model):
