@@ -9,17 +9,23 @@ Safety rules encoded here:
 * only a ``down`` active site triggers a failover (``degraded`` never does: a flapping probe is
   absorbed by the checks' hysteresis and by this rule);
 * a target must be a ready standby that meets the constraints; a fenced site never is;
-* no new run while one is in progress, while automation is paused, or within the cool-down.
+* no new run while one is in progress, while automation is paused, or within the cool-down;
+* never on stale data: a check whose last sample is too old is unknown, and an unknown active site
+  holds (the sentence says which checks are stale);
+* with several observers (``snapshot.votes``), only a quorum of them confirms an outage: the
+  sentence names the votes ("ionos-de-fra down for 3 of 3 observers …"), and a split vote holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from failover.config import models
+from failover.ha import quorum
 from failover.health.model import Health, SiteView
 
 
@@ -49,6 +55,7 @@ class Snapshot:
     paused: bool = False
     run: RunSummary | None = None
     last_failover_at: datetime | None = None
+    votes: Mapping[str, quorum.SiteVotes] | None = None  #: None: one observer (no quorum to count)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class PolicyView:
     jurisdictions: tuple[str, ...] = ()
     attestations: tuple[str, ...] = ()
     cooldown_s: float = 600.0
+    min_observers: int = 2
 
     @classmethod
     def from_config(cls, cfg: models.Config) -> PolicyView:
@@ -69,6 +77,7 @@ class PolicyView:
             jurisdictions=cfg.policy.constraints.jurisdictions,
             attestations=cfg.policy.constraints.attestations,
             cooldown_s=cfg.policy.cooldown,
+            min_observers=cfg.coordination.min_observers,
         )
 
 
@@ -145,7 +154,17 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
         step = f" at step {snapshot.run.step}" if snapshot.run.step else ""
         return Decision(Verdict.IN_PROGRESS, f"{snapshot.run.playbook} run {snapshot.run.id} "
                         f"{snapshot.run.phase}{step}", source=active)
+    votes = snapshot.votes.get(active) if snapshot.votes is not None else None
+    if votes is not None and (votes.down or (view is not None and view.health is Health.DOWN)):
+        if not votes.confirmed(policy.min_observers):
+            return Decision(Verdict.HOLD, f"{votes.text()}; no quorum of observers (a majority, at least "
+                            f"{policy.min_observers}); no action", source=active)
+        view = _confirmed_view(view, active, votes)
     if view is None or view.health is Health.UNKNOWN:
+        stale = [r for r in (view.reasons if view else ()) if "stale" in r]
+        if stale:
+            return Decision(Verdict.UNKNOWN, f"{active} health unknown ({_reasons(stale)}); holding: no failover "
+                            "on stale data", source=active)
         return Decision(Verdict.UNKNOWN, f"{active} health unknown (collecting signals); no action",
                         source=active)
     if view.health is not Health.DOWN:
@@ -155,7 +174,7 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
         return Decision(Verdict.STEADY, f"{active} {state}; {standby}; no action", source=active)
 
     why = _reasons(view.reasons)
-    down = f"{active} down for {view.down_checks} checks ({why})"
+    down = f"{active} down for {view.down_checks} checks ({why})" if votes is None else votes.text()
     target, skipped = choose_target(snapshot, policy)
     skipped_text = f"; {_skipped_text(skipped)}" if skipped else ""
     def down_decision(verdict: Verdict, sentence: str, *, with_target: bool = True) -> Decision:
@@ -180,3 +199,13 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
         return down_decision(Verdict.REQUEST_APPROVAL, f"{down}{skipped_text}; {target} ready; "
                              "failover run waits for approval")
     return down_decision(Verdict.FAILOVER, f"{down}{skipped_text}; {target} ready; starting failover")
+
+
+def _confirmed_view(view: SiteView | None, active: str, votes: quorum.SiteVotes) -> SiteView:
+    """The active site as the quorum sees it: down, since the earliest down observer saw it fail."""
+    reasons = tuple(f"{v.observer}: {v.reason}" for v in votes.down if v.reason)
+    if view is not None and view.health is Health.DOWN:
+        return view
+    base = view or SiteView(name=active, role=models.Role.ACTIVE.value, health=Health.UNKNOWN)
+    return dataclasses.replace(base, health=Health.DOWN, reasons=reasons,
+                               outage_started_at=votes.outage_started_at, down_checks=len(votes.down))

@@ -1,0 +1,78 @@
+"""One daemon instance's HA duties on the etcd backend.
+
+Every cycle, every instance — leader or not — publishes its verdict on every site (with the time
+it was formed) under its own membership lease, and reads everyone's. The instance that holds the
+leader lease then *takes office* once: it raises the fencing epoch by compare-and-swap and adopts
+the unfinished run a dead leader left (the run's epoch becomes the new one), so the engine resumes
+it from the journal and every write of the old leader that arrives late is refused by etcd.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from failover.config import models
+from failover.ha import quorum
+from failover.health.model import Health, SiteView
+from failover.store import RunPhase
+from failover.store.etcd import EtcdStore
+
+logger = logging.getLogger(__name__)
+
+
+class Coordinator:
+    def __init__(self, store: EtcdStore, *, name: str, cfg: models.Config, clock: Callable[[], datetime],
+                 verdict_max_age: float) -> None:
+        self.store = store
+        self.name = name
+        self.cfg = cfg
+        self.clock = clock
+        self.verdict_max_age = verdict_max_age
+        self.members: dict[str, Any] = {}
+        self.votes: dict[str, quorum.SiteVotes] = {}
+
+    def observe(self, views: Mapping[str, SiteView]) -> dict[str, quorum.SiteVotes]:
+        """Publish this observer's verdicts, read everyone's, and count the votes per site."""
+        now = self.clock()
+        mine = {name: _verdict(v, now) for name, v in views.items()}
+        self.store.publish_member(self.name, {"since": now.isoformat()}, mine,
+                                  ttl_s=self.cfg.coordination.lease_ttl)
+        self.members = self.store.members()
+        self.votes = quorum.tally(self.members, self.store.verdicts(), now=now, max_age=self.verdict_max_age)
+        return self.votes
+
+    def take_office(self) -> str:
+        """Raise the epoch and adopt the run a previous leader left unfinished; says what it did."""
+        epoch = self.store.bump_epoch()
+        for run in self.store.list_runs(limit=20, phases=[RunPhase.PENDING, RunPhase.RUNNING,
+                                                          RunPhase.WAITING_APPROVAL]):
+            if run.epoch < epoch:
+                self.store.update_run(run.id, epoch=epoch)
+                logger.warning("%s took office at epoch %d and adopted run %s (epoch %d)", self.name, epoch,
+                               run.id, run.epoch)
+                return f"took office at epoch {epoch}, resuming run {run.id}"
+        logger.info("%s took office at epoch %d", self.name, epoch)
+        return f"took office at epoch {epoch}"
+
+    def status(self) -> dict[str, Any]:
+        """``coordination`` in ``status --json``: leader, members, every observer's verdict per site."""
+        return {
+            "backend": "etcd", "available": True, "name": self.name,
+            "members": sorted(self.members),
+            "observers": {site: {v.observer: {"health": v.health, "age_s": None if v.age_s == float("inf")
+                                              else round(v.age_s, 1), "reason": v.reason}
+                                 for v in votes.votes}
+                          for site, votes in sorted(self.votes.items())},
+        }
+
+
+def _verdict(view: SiteView, now: datetime) -> dict[str, Any]:
+    """What one observer publishes about one site (its reasons shortened: a verdict, not a report)."""
+    reason = "; ".join(view.reasons[:2]) if view.health in (Health.DOWN, Health.DEGRADED, Health.UNKNOWN) else ""
+    samples = [c.sampled_at for c in view.checks if c.sampled_at is not None]
+    at = max(samples) if samples else now  # the verdict is as old as the newest sample behind it
+    return {"health": view.health.value, "at": at.isoformat(), "reason": reason[:160],
+            "since": view.outage_started_at.isoformat() if view.outage_started_at else None}
