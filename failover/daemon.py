@@ -162,6 +162,8 @@ class Daemon:
         if not leading:
             self.leading = False
             await self._cancel_run("lost the lease")
+            if isinstance(self.store, EtcdStore):
+                self.store.stand_down()  # nothing of ours acts any more: observe, unguarded
             holder = self.store.lease_holder()
             decision = controller.Decision(controller.Verdict.HOLD, f"another daemon ({holder or 'none'}) holds "
                                            "the lease; standing by", source=active_of(self.store, self.cfg))

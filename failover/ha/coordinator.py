@@ -45,17 +45,7 @@ class Coordinator:
         return self.votes
 
     def take_office(self) -> str:
-        """Raise the epoch and adopt the run a previous leader left unfinished; says what it did."""
-        epoch = self.store.bump_epoch()
-        for run in self.store.list_runs(limit=20, phases=[RunPhase.PENDING, RunPhase.RUNNING,
-                                                          RunPhase.WAITING_APPROVAL]):
-            if run.epoch < epoch:
-                self.store.update_run(run.id, epoch=epoch)
-                logger.warning("%s took office at epoch %d and adopted run %s (epoch %d)", self.name, epoch,
-                               run.id, run.epoch)
-                return f"took office at epoch {epoch}, resuming run {run.id}"
-        logger.info("%s took office at epoch %d", self.name, epoch)
-        return f"took office at epoch {epoch}"
+        return take_office(self.store, self.name)
 
     def status(self) -> dict[str, Any]:
         """``coordination`` in ``status --json``: leader, members, every observer's verdict per site."""
@@ -67,6 +57,19 @@ class Coordinator:
                                  for v in votes.votes}
                           for site, votes in sorted(self.votes.items())},
         }
+
+
+def take_office(store: EtcdStore, name: str) -> str:
+    """Raise the epoch (CAS; only the lease holder may) and adopt the run a previous leader left
+    unfinished, so the engine resumes it under the new epoch; says what it did."""
+    epoch = store.bump_epoch()
+    for run in store.list_runs(limit=20, phases=[RunPhase.PENDING, RunPhase.RUNNING, RunPhase.WAITING_APPROVAL]):
+        if run.epoch < epoch:
+            store.update_run(run.id, epoch=epoch)
+            logger.warning("%s took office at epoch %d and adopted run %s (epoch %d)", name, epoch, run.id, run.epoch)
+            return f"took office at epoch {epoch}, resuming run {run.id}"
+    logger.info("%s took office at epoch %d", name, epoch)
+    return f"took office at epoch {epoch}"
 
 
 def _verdict(view: SiteView, now: datetime) -> dict[str, Any]:

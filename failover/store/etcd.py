@@ -100,13 +100,13 @@ class EtcdStore:
         text = f"{what} by {self._holder or '?'} with epoch {fence} refused: the current epoch is {current}"
         self.refused.append(text)
         logger.warning("etcd refused a stale write: %s", text)
+        self._lose()
         try:
             self.client.put(self._k("refused", f"{time.time_ns():020d}"),
                             _dump({"what": what, "holder": self._holder, "epoch": fence, "current": current,
                                    "at": self.clock()}))
         except errors.TemporaryError:
             pass
-        self.fence = None
         raise errors.StaleEpochError(f"{text}; a newer leader took over")
 
     def _next(self, kind: str) -> int:
@@ -304,13 +304,23 @@ class EtcdStore:
         return True
 
     def _lose(self) -> None:
+        """Forget the lease, but keep the fence: a late write of this process must still be refused."""
         if self._lease:
             logger.warning("%s lost the etcd lease", self._holder)
-        self._lease, self._valid_until, self.fence = 0, 0.0, None
+        self._lease, self._valid_until = 0, 0.0
+
+    def stand_down(self) -> None:
+        """No longer act under the old epoch (call only once nothing of this process still acts):
+        from now on this store writes unguarded, as an observer."""
+        self._lose()
+        self.fence = None
 
     def holds_lease(self) -> bool:
-        """Whether this process can still prove it holds the lease (no network call)."""
-        return bool(self._lease) and time.monotonic() < self._valid_until
+        """Whether this process can still prove it holds the lease (no network call). The proof ends a
+        margin (a quarter of the TTL, at most 1 s) before etcd can expire the lease, so a leader stops
+        before anyone else can take over."""
+        margin = min(1.0, self._lease_ttl / 4)
+        return bool(self._lease) and time.monotonic() < self._valid_until - margin
 
     def release_lease(self, holder: str) -> bool:
         if not self._lease or self._holder != holder:
