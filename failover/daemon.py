@@ -98,7 +98,8 @@ class Daemon:
         self.cfg = runtime.config
         self.store = store or open_store(runtime)
         self.services = Services.open(runtime, self.store)
-        self.watcher = Watcher(self.services, roles=lambda: roles_of(self.store, self.cfg))
+        self._roles: dict[str, str] = {site.name: site.role.value for site in self.cfg.sites}
+        self.watcher = Watcher(self.services, roles=self.roles)
         self.policy = controller.PolicyView.from_config(self.cfg)
         # local: the lease holder is the node's name, not the process (a daemon restarted after a
         # crash reclaims its own lease at once); etcd: unique per process, so instances never merge
@@ -117,6 +118,7 @@ class Daemon:
         self.cycle_failures = 0
         self.last_cycle_error: str | None = None
         self.playbook: Any = None
+        self._status_written = float("-inf")
         self._run_task: asyncio.Task[Any] | None = None
         self._run_id: str | None = None
         self._last_sentence = ""
@@ -125,6 +127,14 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self.lags: dict[str, replicate.StandbyLag] = {}
         self.replicator = replicate.Replicator(clock=self.services.clock)
+
+    def roles(self) -> dict[str, str]:
+        """The sites' roles; the last known ones while the store cannot answer (watching goes on)."""
+        try:
+            self._roles = roles_of(self.store, self.cfg)
+        except errors.TemporaryError:
+            pass
+        return self._roles
 
     # --- snapshot and decision ---------------------------------------------------------------------
     def snapshot(self, votes: Any = None) -> controller.Snapshot:
@@ -153,10 +163,11 @@ class Daemon:
         """One controller cycle; returns the sentence (logged once when it changes)."""
         votes = None
         try:
-            if self.ha is not None:
-                votes = self.ha.observe(self.watcher.views())
-            leading = self.store.renew_lease(self.holder, self.lease_ttl) or \
-                self.store.acquire_lease(self.holder, self.lease_ttl)
+            if self.ha is not None:  # network calls to etcd: off the event loop, so probes keep time
+                votes = await asyncio.to_thread(self.ha.observe, self.watcher.views())
+                leading = await asyncio.to_thread(self._keep_lease)
+            else:
+                leading = self._keep_lease()
         except errors.TemporaryError as exc:
             return await self._coordination_unavailable(exc)
         if not leading:
@@ -177,8 +188,15 @@ class Daemon:
         result = CycleResult(decision.sentence, decision)
         if decision.acts and decision.target is not None:
             result = await self._start_failover(decision, snap)
-        self.store.set_state("status", self.status_document(snap))
+        now = asyncio.get_running_loop().time()
+        if now - self._status_written >= max(2.0, self.cfg.health.interval):  # a few writes, not one a cycle
+            self.store.set_state("status", self.status_document(snap))
+            self._status_written = now
         return self._log(result)
+
+    def _keep_lease(self) -> bool:
+        return bool(self.store.renew_lease(self.holder, self.lease_ttl)
+                    or self.store.acquire_lease(self.holder, self.lease_ttl))
 
     async def _coordination_unavailable(self, exc: errors.FailoverError) -> CycleResult:
         """etcd (or the database) cannot answer: no automatic failover; watching goes on. A leader

@@ -10,6 +10,7 @@ it from the journal and every write of the old leader that arrives late is refus
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -33,13 +34,21 @@ class Coordinator:
         self.verdict_max_age = verdict_max_age
         self.members: dict[str, Any] = {}
         self.votes: dict[str, quorum.SiteVotes] = {}
+        self.republish_s = max(1.0, min(verdict_max_age / 4, cfg.coordination.lease_ttl / 3))
+        self._published: tuple[Any, float] = ((), float("-inf"))
 
     def observe(self, views: Mapping[str, SiteView]) -> dict[str, quorum.SiteVotes]:
         """Publish this observer's verdicts, read everyone's, and count the votes per site."""
         now = self.clock()
         mine = {name: _verdict(v, now) for name, v in views.items()}
-        self.store.publish_member(self.name, {"since": now.isoformat()}, mine,
-                                  ttl_s=self.cfg.coordination.lease_ttl)
+        # one etcd write when a verdict changes, else a refresh every few seconds (each write is a
+        # raft round and an fsync on every member; several instances probe every interval)
+        key = tuple(sorted((n, v["health"], v["reason"]) for n, v in mine.items()))
+        mono = time.monotonic()
+        if key != self._published[0] or mono - self._published[1] >= self.republish_s:
+            self.store.publish_member(self.name, {"since": now.isoformat()}, mine,
+                                      ttl_s=self.cfg.coordination.lease_ttl)
+            self._published = (key, mono)
         self.members = self.store.members()
         self.votes = quorum.tally(self.members, self.store.verdicts(), now=now, max_age=self.verdict_max_age)
         return self.votes
