@@ -84,6 +84,8 @@ async def trial(cluster: lab_etcd.EtcdCluster, thread: h.ProxyThread, *, scenari
         out["exactly_once"] = done and all(n == 1 for n in _first(world).values()) and len(_first(world)) == len(
             h.STEPS)
         out["double_actors"] = len(h.double_actors(world, offices))
+        if not out["exactly_once"]:
+            out["why"] = _why(checker, world)
         if scenario == "leader-partition":
             out["late_write_refused"] = await late_write_refused(leader)
     finally:
@@ -92,6 +94,18 @@ async def trial(cluster: lab_etcd.EtcdCluster, thread: h.ProxyThread, *, scenari
         if killed_member is not None:
             await cluster.start_member(killed_member)
     return out
+
+
+def _why(c: h.Contender, world: h.World) -> str:
+    """What the run looks like when it did not complete exactly once (for the trial's line)."""
+    try:
+        runs = c.store.list_runs(limit=5) if c.store else []
+    except errors.FailoverError as exc:
+        return f"store: {exc}"
+    first = _first(world)
+    repeated = sorted(k for k, n in first.items() if n > 1)
+    return "; ".join([f"runs {[(r.id, r.phase.value, r.error) for r in runs]}",
+                      f"effects {len(first)}/{len(h.STEPS)}", f"repeated {repeated}"])
 
 
 def _safe(fn: object) -> bool:
@@ -138,6 +152,7 @@ async def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--ttl", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--only", choices=SCENARIOS, default=None, help="run one scenario only")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     import logging
@@ -149,8 +164,8 @@ async def main() -> None:
         t0 = time.monotonic()
         try:
             for i in range(args.trials):
-                results.append(await trial(cluster, thread, scenario=SCENARIOS[i % len(SCENARIOS)] if i < 4
-                                           else rng.choice(SCENARIOS), ttl=args.ttl, rng=rng))
+                scenario = args.only or (SCENARIOS[i] if i < len(SCENARIOS) else rng.choice(SCENARIOS))
+                results.append(await trial(cluster, thread, scenario=scenario, ttl=args.ttl, rng=rng))
                 print(json.dumps({"trial": i + 1, **results[-1]}), file=sys.stderr, flush=True)
         finally:
             thread.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -177,7 +178,9 @@ class EtcdCluster:
 
 async def start_cluster(directory: Path, *, size: int = 3, host: str = "127.0.0.1", token: str = "failover-lab",
                         on_spawn: Callable[[EtcdMember], None] | None = None) -> EtcdCluster:
-    """Start ``size`` etcd members concurrently with data under ``directory``; wait for a leader."""
+    """Start ``size`` etcd members concurrently with data under ``directory`` (a new cluster: old
+    data there is removed, its members' addresses are gone); wait for a leader."""
+    shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     members = [EtcdMember(name=f"etcd-{i}", host=host, client_port=free_port(host), peer_port=free_port(host),
                           data_dir=directory / f"etcd-{i}", log_path=directory / f"etcd-{i}.log")

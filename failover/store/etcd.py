@@ -63,8 +63,8 @@ class EtcdStore:
     """:class:`failover.store.Store` on etcd (see module docstring)."""
 
     def __init__(self, endpoints: Sequence[str], *, prefix: str = "/failover", timeout: float = 1.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
-        self.client = ec.EtcdClient(endpoints, timeout=timeout)
+                 retry_for: float = 2.0, cooldown: float = 0.5, clock: Callable[[], datetime] = utcnow) -> None:
+        self.client = ec.EtcdClient(endpoints, timeout=timeout, retry_for=retry_for, cooldown=cooldown)
         self.prefix = prefix.rstrip("/")
         self.clock = clock
         self.fence: int | None = None  #: the epoch this process acts under (None: not acting)

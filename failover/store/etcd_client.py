@@ -8,10 +8,11 @@ few: range, txn (compare-and-swap), lease grant/keepalive/revoke. Keys and value
 int64 fields arrive as strings and zero values are omitted.
 
 Why synchronous: :class:`failover.store.Store` is a synchronous protocol (every call is one small
-transaction). Each request is bounded by ``timeout``; a member that refuses the connection is
-skipped for the next one, but a member that *times out* is taken as "no quorum" and the call
-fails at once with :class:`~failover.core.errors.TemporaryError` (trying every member would block
-the event loop for members × timeout), and the client then fails fast for ``cooldown`` seconds.
+transaction). Each request is bounded by ``timeout``; a member that refuses the connection or
+answers "no leader" is skipped for the next one. A call keeps trying for ``retry_for`` seconds
+(an etcd election after a member loss takes about one election timeout, and a run must not fail
+because of it), then fails with :class:`~failover.core.errors.TemporaryError`; the client then
+fails fast for ``cooldown`` seconds so a partitioned process does not block its loop call after call.
 """
 
 from __future__ import annotations
@@ -99,12 +100,14 @@ class TxnResult:
 class EtcdClient:
     """Calls to one etcd cluster through whichever member answers (see module docstring)."""
 
-    def __init__(self, endpoints: Sequence[str], *, timeout: float = 1.0, cooldown: float = 0.5) -> None:
+    def __init__(self, endpoints: Sequence[str], *, timeout: float = 1.0, cooldown: float = 0.5,
+                 retry_for: float = 2.0) -> None:
         if not endpoints:
             raise errors.PermanentError("coordination: etcd needs at least one endpoint")
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.timeout = timeout
         self.cooldown = cooldown
+        self.retry_for = retry_for
         self._current = 0
         self._failing_until = 0.0
         self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 0.5)))
@@ -113,9 +116,22 @@ class EtcdClient:
         self._http.close()
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``path`` on a live member; TemporaryError when none can answer now."""
+        """POST ``body`` to ``path`` on a live member; TemporaryError when none could answer for
+        ``retry_for`` seconds."""
         if time.monotonic() < self._failing_until:
             raise errors.TemporaryError("etcd unavailable (no quorum or unreachable; retrying shortly)", delay=0.5)
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                return self._once(path, body)
+            except errors.TemporaryError:
+                if time.monotonic() + 0.1 >= deadline:
+                    self._failing_until = time.monotonic() + self.cooldown
+                    raise
+            time.sleep(0.1)
+
+    def _once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One pass over the members, starting with the one that answered last."""
         last = ""
         for i in range(len(self.endpoints)):
             index = (self._current + i) % len(self.endpoints)
@@ -126,7 +142,7 @@ class EtcdClient:
                 last = f"{self.endpoints[index]}: {type(exc).__name__}"
                 continue
             except httpx.TimeoutException as exc:
-                self._failing_until = time.monotonic() + self.cooldown
+                # a member that hangs has no quorum to offer: the others are not tried in this pass
                 raise errors.TemporaryError(f"etcd unavailable: {self.endpoints[index]} timed out after "
                                             f"{self.timeout:g}s (no quorum?)", delay=0.5) from exc
             except httpx.HTTPError as exc:
@@ -141,7 +157,6 @@ class EtcdClient:
                 last = f"{self.endpoints[index]}: {message}"
                 continue
             raise errors.PermanentError(f"etcd refused {path}: {message}")
-        self._failing_until = time.monotonic() + self.cooldown
         raise errors.TemporaryError(f"etcd unavailable: {last}", delay=0.5)
 
     # --- kv ------------------------------------------------------------------------------------

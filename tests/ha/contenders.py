@@ -113,7 +113,7 @@ async def effect(ctx: StepContext, p: EffectParams) -> StepResult:
 
 def playbook() -> Playbook:
     return Playbook(name="failover", description="harness", params={},
-                    stages=tuple(Stage(name=k, steps=(Step(id=k, uses="ha-effect"),)) for k in STEPS))
+                    stages=tuple(Stage(name=k, steps=(Step(id=k, uses="ha-effect", retries=3),)) for k in STEPS))
 
 
 @dataclass
@@ -140,7 +140,9 @@ class Contender:
         self._watch: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
-        self.store = EtcdStore([p.url for p in self.proxies.values()], prefix=self.prefix, timeout=0.5)
+        # all contenders share one event loop here (a daemon has its own process): short blocking
+        self.store = EtcdStore([p.url for p in self.proxies.values()], prefix=self.prefix, timeout=0.5,
+                               retry_for=0.6, cooldown=1.0)
         self._loop = tasks.create_guarded_task(self._run_loop(), name=f"contender {self.name}")
 
     async def partition(self, cut: bool = True) -> None:

@@ -1,5 +1,6 @@
 """Three daemons, a three-member etcd cluster and the lab (one lab start for every scenario):
 
+0. one etcd member is stopped: the other two keep the quorum, the daemons elect a leader;
 1. one observer is cut off from the active site while the others still reach it: no failover for
    10 × fail_after probe intervals, and the decision names the split vote;
 2. then the active site goes down for everyone: exactly one failover run, started by the leader;
@@ -75,7 +76,11 @@ async def test_three_daemons_split_vote_holds_and_a_killed_leader_is_replaced(ha
             healthy = len(votes) == 3 and all(v["health"] == "healthy" for v in votes.values())
             return doc if ready and healthy and coord.get("leader") else None
 
+        # etcd keeps its quorum with one member of three stopped: the daemons elect and observe on
+        lab.cli("lab", "break", "etcd-3", "--mode", "down")
+        assert not lab.cli("lab", "status", "--json")["coordination"]["members"]["etcd-3"]["running"]
         await wait_for(steady, timeout=120, what="a leader, three healthy votes and a ready standby", interval=1)
+        lab.cli("lab", "heal", "etcd-3")
 
         # 1. one observer cut off from the active site: a split vote, no failover
         lab.cli("lab", "break", ACTIVE, "--mode", "observer=obs-c")
