@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -155,8 +157,8 @@ async def main() -> None:
     parser.add_argument("--only", choices=SCENARIOS, default=None, help="run one scenario only")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    import logging
     logging.basicConfig(level=logging.ERROR)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID: stop the etcd members too
     with tempfile.TemporaryDirectory(prefix="failover-bench-etcd-") as tmp:
         cluster = await lab_etcd.start_cluster(Path(tmp), token=f"bench-{uuid.uuid4().hex[:6]}")
         thread = h.ProxyThread()

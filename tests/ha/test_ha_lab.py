@@ -38,8 +38,8 @@ INTERVAL, FAIL_AFTER = 1.0, 2
 def ha_lab(tmp_path: Path) -> Iterator[Lab]:
     path = make_config(tmp_path)
     data = yaml.safe_load(path.read_text())
-    data["health"].update(interval=INTERVAL, fail_after=FAIL_AFTER)
-    data["coordination"] = {"backend": "etcd", "lease_ttl": 8, "request_timeout": 2.0}
+    data["health"].update(interval=INTERVAL, fail_after=FAIL_AFTER, timeout=3.0)
+    data["coordination"] = {"backend": "etcd", "lease_ttl": 10, "request_timeout": 2.0}
     data["lab"]["observers"] = list(OBSERVERS)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     lab = Lab(config=path, state=tmp_path / "state")
@@ -79,8 +79,10 @@ async def test_three_daemons_split_vote_holds_and_a_killed_leader_is_replaced(ha
         # etcd keeps its quorum with one member of three stopped: the daemons elect and observe on
         lab.cli("lab", "break", "etcd-3", "--mode", "down")
         assert not lab.cli("lab", "status", "--json")["coordination"]["members"]["etcd-3"]["running"]
-        await wait_for(steady, timeout=120, what="a leader, three healthy votes and a ready standby", interval=1)
+        await wait_for(lambda: (status(lab).get("coordination") or {}).get("leader"), timeout=120,
+                       what="a leader elected with two etcd members of three", interval=1)
         lab.cli("lab", "heal", "etcd-3")
+        await wait_for(steady, timeout=120, what="a leader, three healthy votes and a ready standby", interval=1)
 
         # 1. one observer cut off from the active site: a split vote, no failover
         lab.cli("lab", "break", ACTIVE, "--mode", "observer=obs-c")
