@@ -215,9 +215,17 @@ async def run(args: argparse.Namespace) -> int:
     rt = _runtime(args)
     store = _run_store(args, rt)
     holder = f"cli:{getpass.getuser()}"
-    if not store.acquire_lease(holder, 3600):
+    from failover.core import tasks
+    from failover.ha import coordinator
+    from failover.store.etcd import EtcdStore
+
+    shared = isinstance(store, EtcdStore)  # etcd: a short lease, kept alive while the run lasts
+    ttl = rt.config.coordination.lease_ttl if shared else 3600
+    if not store.acquire_lease(holder, ttl):
         raise errors.PermanentError("another actor (the daemon?) holds the lease: `failover pause` it or "
                                     "let it act; at most one actor mutates the workplace")
+    keeper = tasks.create_guarded_task(coordinator.keep_lease(store, holder, ttl), name="lease keeper") \
+        if shared else None
     try:
         source = args.source or daemon_mod.active_of(store, rt.config)
         if args.to not in rt.sites or source not in rt.sites:
@@ -230,6 +238,8 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             await d.services.aclose()
     finally:
+        if keeper is not None:
+            await tasks.cancel_and_wait(keeper)
         store.release_lease(holder)
     summary = daemon_mod.run_document(store, record.id)
     if args.json:

@@ -9,6 +9,7 @@ it from the journal and every write of the old leader that arrives late is refus
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from failover.config import models
+from failover.core import errors
 from failover.ha import quorum
 from failover.health.model import Health, SiteView
 from failover.store import RunPhase
@@ -66,6 +68,19 @@ class Coordinator:
                                  for v in votes.votes}
                           for site, votes in sorted(self.votes.items())},
         }
+
+
+async def keep_lease(store: EtcdStore, holder: str, ttl: float) -> None:
+    """Renew ``holder``'s lease every third of its TTL (an operator's run from the CLI); the engine
+    stops the run by itself once the lease can no longer be proven."""
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            if not await asyncio.to_thread(store.renew_lease, holder, ttl):
+                logger.warning("%s lost the lease", holder)
+                return
+        except errors.TemporaryError as exc:
+            logger.warning("cannot renew the lease of %s: %s", holder, exc)
 
 
 def take_office(store: EtcdStore, name: str) -> str:
