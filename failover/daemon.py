@@ -119,6 +119,7 @@ class Daemon:
         self.last_cycle_error: str | None = None
         self.playbook: Any = None
         self._status_written = float("-inf")
+        self._keeper: ha_coordinator.LeaseKeeper | None = None
         self._run_task: asyncio.Task[Any] | None = None
         self._run_id: str | None = None
         self._last_sentence = ""
@@ -173,6 +174,8 @@ class Daemon:
         if not leading:
             self.leading = False
             await self._cancel_run("lost the lease")
+            if self._keeper is not None:
+                self._keeper.stop()
             if isinstance(self.store, EtcdStore):
                 self.store.stand_down()  # nothing of ours acts any more: observe, unguarded
             holder = self.store.lease_holder()
@@ -181,6 +184,7 @@ class Daemon:
             return self._log(CycleResult(decision.sentence, decision))
         if not self.leading and self.ha is not None:
             logger.info("%s", self.ha.take_office())
+            self._keeper = ha_coordinator.LeaseKeeper(self.ha.store, self.holder, self.lease_ttl).start()
         self.leading = True
         self._ensure_run_task()
         snap = self.snapshot(votes)
@@ -386,6 +390,8 @@ class Daemon:
             await self.close()
 
     async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
         await self.supervisor.stop()
         await self.watcher.stop()
         await tasks.cancel_and_wait(*self._tasks)
