@@ -77,3 +77,14 @@ async def test_a_cycle_that_raises_is_held_counted_and_the_watchers_restarted(
     finally:
         FaultyStore.broken = True
         await tasks.cancel_and_wait(task, timeout=10)
+
+
+def test_the_playbook_is_loaded_and_validated_at_start_not_mid_failover(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from failover import cli
+
+    monkeypatch.setenv("FAILOVER_STATE_DIR", str(tmp_path / "state"))
+    path = config(tmp_path)
+    path.write_text(path.read_text() + "policy: {playbook: no-such-playbook}\n")
+    assert cli.main(["--config", str(path), "daemon", "--name", "n1"]) == 2
+    assert "no-such-playbook" in capsys.readouterr().err
