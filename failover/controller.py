@@ -16,16 +16,22 @@ Safety rules encoded here:
 
 :func:`refusals` is the one rule for whether a site may be a failover or switchover target; the
 daemon's choice, ``failover run`` and ``failover plan`` all ask it, so they never disagree.
+* never on stale data: a check whose last sample is too old is unknown, and an unknown active site
+  holds (the sentence says which checks are stale);
+* with several observers (``snapshot.votes``), only a quorum of them confirms an outage: the
+  sentence names the votes ("ionos-de-fra down for 3 of 3 observers …"), and a split vote holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from failover.config import models
+from failover.ha import quorum
 from failover.health.model import Health, SiteView
 
 
@@ -66,6 +72,7 @@ class Snapshot:
     run: RunSummary | None = None
     last_failover_at: datetime | None = None
     failed_runs: tuple[FailedRun, ...] = ()  #: oldest first
+    votes: Mapping[str, quorum.SiteVotes] | None = None  #: None: one observer (no quorum to count)
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class PolicyView:
     rpo_s: float | None = None  #: None: the backup's age is judged by readiness alone
     failed_run_backoff_s: float = 30.0
     max_failed_runs: int = 3
+    min_observers: int = 2
 
     @classmethod
     def from_config(cls, cfg: models.Config) -> PolicyView:
@@ -92,6 +100,7 @@ class PolicyView:
             rpo_s=cfg.policy.rpo,
             failed_run_backoff_s=cfg.policy.failed_run_backoff,
             max_failed_runs=cfg.policy.max_failed_runs,
+            min_observers=cfg.coordination.min_observers,
         )
 
 
@@ -212,7 +221,17 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
         step = f" at step {snapshot.run.step}" if snapshot.run.step else ""
         return Decision(Verdict.IN_PROGRESS, f"{snapshot.run.playbook} run {snapshot.run.id} "
                         f"{snapshot.run.phase}{step}", source=active)
+    votes = snapshot.votes.get(active) if snapshot.votes is not None else None
+    if votes is not None and (votes.down or (view is not None and view.health is Health.DOWN)):
+        if not votes.confirmed(policy.min_observers):
+            return Decision(Verdict.HOLD, f"{votes.text()}; no quorum of observers (a majority, at least "
+                            f"{policy.min_observers}); no action", source=active)
+        view = _confirmed_view(view, active, votes)
     if view is None or view.health is Health.UNKNOWN:
+        stale = [r for r in (view.reasons if view else ()) if "stale" in r]
+        if stale:
+            return Decision(Verdict.UNKNOWN, f"{active} health unknown ({_reasons(stale)}); holding: no failover "
+                            "on stale data", source=active)
         return Decision(Verdict.UNKNOWN, f"{active} health unknown (collecting signals); no action",
                         source=active)
     if view.health is not Health.DOWN:
@@ -222,7 +241,7 @@ def decide(snapshot: Snapshot, policy: PolicyView) -> Decision:
         return Decision(Verdict.STEADY, f"{active} {state}; {standby}; no action", source=active)
 
     why = _reasons(view.reasons)
-    down = f"{active} down for {view.down_checks} checks ({why})"
+    down = f"{active} down for {view.down_checks} checks ({why})" if votes is None else votes.text()
     target, skipped = choose_target(snapshot, policy)
     skipped_text = f"; {_skipped_text(skipped)}" if skipped else ""
     def down_decision(verdict: Verdict, sentence: str, *, with_target: bool = True) -> Decision:
@@ -269,3 +288,11 @@ def _failed_runs_hold(snapshot: Snapshot, policy: PolicyView, down: str) -> str 
         return (f"{down}; {what} {since:.0f}s ago; backing off {wait:.0f}s before the next attempt "
                 f"(failure {len(failed)} of at most {policy.max_failed_runs})")
     return None
+def _confirmed_view(view: SiteView | None, active: str, votes: quorum.SiteVotes) -> SiteView:
+    """The active site as the quorum sees it: down, since the earliest down observer saw it fail."""
+    reasons = tuple(f"{v.observer}: {v.reason}" for v in votes.down if v.reason)
+    if view is not None and view.health is Health.DOWN:
+        return view
+    base = view or SiteView(name=active, role=models.Role.ACTIVE.value, health=Health.UNKNOWN)
+    return dataclasses.replace(base, health=Health.DOWN, reasons=reasons,
+                               outage_started_at=votes.outage_started_at, down_checks=len(votes.down))

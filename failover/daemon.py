@@ -1,17 +1,22 @@
 """The failover daemon: watch, replicate, decide, act — one cycle at a time, safe to kill at any point.
 
-Loops (each a named, guarded task):
+Loops (each a named task under a :class:`~failover.core.tasks.Supervisor`, restarted with backoff
+when it dies and shown in ``status --json`` as ``daemon.tasks``):
 
 * **watchers** — one per site (``health/watcher.py``), probing on the configured interval;
 * **replicator** — copies new complete backups from the active site to every standby;
 * **controller** — every interval: renew the lease, build one immutable snapshot, ``decide``,
-  act, and log the decision's sentence once when it changes (Patroni's ``run_cycle``);
+  act, and log the decision's sentence once when it changes (Patroni's ``run_cycle``); a cycle
+  that raises becomes that cycle's sentence ("cycle failed: …; holding"), is counted, and the
+  next cycle runs;
 * **run** — at most one playbook run at a time, executed by the engine while the controller keeps
   renewing the lease; losing the lease cancels it (the journal lets the next holder resume it).
 
 Nothing here keeps state that matters only in memory: roles, the active site, the fencing epoch,
 runs and their journals live in the store, so after ``kill -9`` a restarted daemon resumes the
-unfinished run and completes it exactly once.
+unfinished run and completes it exactly once. With ``coordination.backend: etcd`` several instances
+share that store (:mod:`failover.ha`): all observe and vote, one leads; only the leader replicates,
+re-fences and runs playbooks.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ from failover import controller, identity, replicate, s3
 from failover.actions import fence as fence_actions
 from failover.config import models
 from failover.config.runtime import Runtime
-from failover.core import resources, tasks
+from failover.core import errors, resources, secrets, tasks
+from failover.ha import backend as ha_backend
+from failover.ha import coordinator as ha_coordinator
 from failover.health.model import SiteView
 from failover.health.watcher import Watcher
 from failover.playbook import engine as engine_mod
 from failover.playbook import loader as playbook_loader
 from failover.playbook.observers import RunObserver
 from failover.services import Services, utcnow
-from failover.store import sqlite
+from failover.store.etcd import EtcdStore
 
 logger = logging.getLogger("failover.daemon")
 
@@ -49,9 +56,9 @@ def playbook_dirs(runtime: Runtime) -> list[Path]:
     return [runtime.loaded.path.parent.parent / "playbooks", resources.playbooks_dir()]
 
 
-def open_store(runtime: Runtime) -> sqlite.SqliteStore:
-    runtime.state_dir.mkdir(parents=True, exist_ok=True)
-    return sqlite.SqliteStore(runtime.state_dir / "failover.db")
+def open_store(runtime: Runtime) -> Any:
+    """The configured store: SQLite in the state directory, or etcd (``coordination``)."""
+    return ha_backend.open_store(runtime)
 
 
 def roles_of(store: Any, cfg: models.Config) -> dict[str, str]:
@@ -103,14 +110,28 @@ class Daemon:
         self.cfg = runtime.config
         self.store = store or open_store(runtime)
         self.services = Services.open(runtime, self.store)
-        self.watcher = Watcher(self.services, roles=lambda: roles_of(self.store, self.cfg))
+        self._roles: dict[str, str] = {site.name: site.role.value for site in self.cfg.sites}
+        self.watcher = Watcher(self.services, roles=self.roles)
         self.policy = controller.PolicyView.from_config(self.cfg)
-        # one holder per process (two daemons on one state dir: one acts); a daemon restarted after
-        # a crash takes over its dead predecessor's lease at once (identity.is_dead_local)
+        # one holder per process (two daemons on one state dir: one acts; etcd instances never merge);
+        # a daemon restarted after a crash takes over its dead predecessor's lease at once
+        # (identity.is_dead_local)
         self.holder = holder or identity.make_holder(os.environ.get("FAILOVER_NODE"))
+        self.ha: ha_coordinator.Coordinator | None = None
+        if isinstance(self.store, EtcdStore):
+            self.ha = ha_coordinator.Coordinator(self.store, name=self.holder, cfg=self.cfg,
+                                                 clock=self.services.clock,
+                                                 verdict_max_age=self.watcher.stale_after)
         self.engine = engine_mod.Engine(store=self.store, services=self.services, observers=observers or [],
                                         holder=self.holder)
-        self.lease_ttl = max(10.0, self.cfg.health.interval * 5)
+        self.lease_ttl = self.cfg.coordination.lease_ttl if self.ha else max(10.0, self.cfg.health.interval * 5)
+        self.supervisor = tasks.Supervisor()
+        self.leading = False
+        self.cycle_failures = 0
+        self.last_cycle_error: str | None = None
+        self.playbook: Any = None
+        self._status_written = float("-inf")
+        self._keeper: ha_coordinator.LeaseKeeper | None = None
         self._run_task: asyncio.Task[Any] | None = None
         self._run_id: str | None = None
         self._last_sentence = ""
@@ -120,8 +141,16 @@ class Daemon:
         self.lags: dict[str, replicate.StandbyLag] = {}
         self.replicator = replicate.Replicator(clock=self.services.clock)
 
+    def roles(self) -> dict[str, str]:
+        """The sites' roles; the last known ones while the store cannot answer (watching goes on)."""
+        try:
+            self._roles = roles_of(self.store, self.cfg)
+        except errors.TemporaryError:
+            pass
+        return self._roles
+
     # --- snapshot and decision ---------------------------------------------------------------------
-    def snapshot(self) -> controller.Snapshot:
+    def snapshot(self, votes: Any = None) -> controller.Snapshot:
         views = self.watcher.views()
         for name, lag in self.lags.items():
             if name in views:
@@ -135,7 +164,7 @@ class Daemon:
         return controller.Snapshot(
             now=self.services.clock(), active=active_of(self.store, self.cfg), sites=views,
             paused=bool(self.store.get_state("paused")), run=summary,
-            last_failover_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
+            last_failover_at=datetime.fromisoformat(last) if isinstance(last, str) else None, votes=votes,
             failed_runs=failed_streak(self.store),
         )
 
@@ -154,21 +183,73 @@ class Daemon:
 
     async def cycle(self) -> CycleResult:
         """One controller cycle; returns the sentence (logged once when it changes)."""
-        if not self.store.renew_lease(self.holder, self.lease_ttl) and not self._take_lease():
+        votes = None
+        try:
+            if self.ha is not None:  # network calls to etcd: off the event loop, so probes keep time
+                votes = await asyncio.to_thread(self.ha.observe, self.watcher.views())
+                leading = await asyncio.to_thread(self._keep_lease)
+            else:
+                leading = self._keep_lease()
+        except errors.TemporaryError as exc:
+            return await self._coordination_unavailable(exc)
+        if not leading:
+            self.leading = False
             await self._cancel_run("lost the lease")
-            decision = controller.Decision(controller.Verdict.HOLD, "another daemon holds the lease; standing by",
-                                           source=active_of(self.store, self.cfg))
+            if self._keeper is not None:
+                self._keeper.stop()
+            if isinstance(self.store, EtcdStore):
+                self.store.stand_down()  # nothing of ours acts any more: observe, unguarded
+            holder = self.store.lease_holder()
+            decision = controller.Decision(controller.Verdict.HOLD, f"another daemon ({holder or 'none'}) holds "
+                                           "the lease; standing by", source=active_of(self.store, self.cfg))
             return self._log(CycleResult(decision.sentence, decision))
+        if not self.leading and self.ha is not None:
+            logger.info("%s", self.ha.take_office())
+            self._keeper = ha_coordinator.LeaseKeeper(self.ha.store, self.holder, self.lease_ttl).start()
+        self.leading = True
         self._ensure_run_task()
-        snap = self.snapshot()
+        snap = self.snapshot(votes)
         decision = controller.decide(snap, self.policy)
         result = CycleResult(decision.sentence, decision)
         if decision.acts and decision.target is not None:
             result = await self._start_failover(decision, snap)
-        self.store.set_state("status", self.status_document(snap))
+        now = asyncio.get_running_loop().time()
+        if now - self._status_written >= max(2.0, self.cfg.health.interval):  # a few writes, not one a cycle
+            self.store.set_state("status", self.status_document(snap))
+            self._status_written = now
         return self._log(result)
 
-    def _log(self, result: CycleResult) -> CycleResult:
+    def _keep_lease(self) -> bool:
+        return bool(self.store.renew_lease(self.holder, self.lease_ttl) or self._take_lease())
+
+    async def _coordination_unavailable(self, exc: errors.FailoverError) -> CycleResult:
+        """etcd (or the database) cannot answer: no automatic failover; watching goes on. A leader
+        keeps its run only while it can still prove its lease (``holds_lease``)."""
+        if isinstance(self.store, EtcdStore) and not self.store.holds_lease():
+            self.leading = False
+            await self._cancel_run("cannot prove the lease")
+        sentence = (f"coordination unavailable ({secrets.redact(str(exc))}); no automatic failover; "
+                    "watching goes on")
+        decision = controller.Decision(controller.Verdict.HOLD, sentence, source=self.cfg.active_site().name)
+        self.last_cycle_error = sentence
+        return self._log(CycleResult(sentence, decision), journal=False)
+
+    async def guarded_cycle(self) -> CycleResult:
+        """A cycle that cannot end the daemon: an exception is this cycle's sentence, counted."""
+        try:
+            return await self.cycle()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.cycle_failures += 1
+            text = secrets.redact(f"{type(exc).__name__}: {exc}")
+            self.last_cycle_error = text
+            logger.exception("cycle failed")
+            decision = controller.Decision(controller.Verdict.HOLD, f"cycle failed: {text}; holding",
+                                           source=self.cfg.active_site().name)
+            return self._log(CycleResult(decision.sentence, decision), journal=False)
+
+    def _log(self, result: CycleResult, *, journal: bool = True) -> CycleResult:
         """Log and journal the decision once: when what it concludes changes, or as a heartbeat."""
         d = result.decision
         key = f"{d.verdict.value}|{d.target}|{d.source}|{result.run_id}|{sorted(site for site, _ in d.skipped)}"
@@ -176,10 +257,16 @@ class Daemon:
         if key != self._last_sentence or now - self._last_logged >= self.heartbeat_s:
             self._last_sentence, self._last_logged = key, now
             logger.info("%s", result.sentence)
+            if not journal:  # the store may be what failed: the log line is the record
+                return result
             self.store.append_decision(result.sentence, {"verdict": result.decision.verdict.value,
                                                          "target": result.decision.target,
                                                          "run": result.run_id})
         return result
+
+    def load_playbook(self) -> Any:
+        """The policy's playbook, loaded and validated (PlaybookError: bad input, before anything runs)."""
+        return playbook_loader.load_playbook_by_name(self.cfg.policy.playbook, playbook_dirs(self.runtime))
 
     async def _start_failover(self, decision: controller.Decision, snap: controller.Snapshot) -> CycleResult:
         assert decision.target is not None
@@ -188,7 +275,7 @@ class Daemon:
             sentence = f"{decision.sentence}: refused: {'; '.join(refused)}"
             return CycleResult(sentence, dataclasses.replace(decision, verdict=controller.Verdict.NO_TARGET))
         self.store.bump_epoch()
-        playbook = playbook_loader.load_playbook_by_name(self.cfg.policy.playbook, playbook_dirs(self.runtime))
+        playbook = self.playbook or self.load_playbook()
         params: dict[str, Any] = {
             "from": decision.source, "to": decision.target,
             "outage_started_at": (decision.outage_started_at or snap.now).isoformat(),
@@ -263,13 +350,16 @@ class Daemon:
     async def _replicator(self) -> None:
         interval = max(1.0, self.cfg.health.interval * 2)
         while True:
-            await self.replicate_once()
+            if self.leading:  # replication writes to standbys: the leader's job alone
+                await self.replicate_once()
             await asyncio.sleep(interval)
 
     async def _refencer(self) -> None:
         """A fenced site that comes back is fenced again (idempotent), so it never serves."""
         while True:
             await asyncio.sleep(max(2.0, self.cfg.health.interval * 3))
+            if not self.leading:
+                continue
             for name, role in roles_of(self.store, self.cfg).items():
                 kube = self.services.kube.get(name)
                 if role != models.Role.FENCED.value or kube is None:
@@ -291,7 +381,27 @@ class Daemon:
                                                "backups paused (fence confirmed)", {"site": name})
 
     def status_document(self, snap: controller.Snapshot) -> dict[str, Any]:
-        return status_document(self.runtime, snap, self.store)
+        doc = status_document(self.runtime, snap, self.store)
+        doc["daemon"] = {"name": self.holder, "leading": self.leading, "tasks": self.supervisor.snapshot(),
+                         "cycle_failures": self.cycle_failures, "last_cycle_error": self.last_cycle_error}
+        doc["coordination"] = self.ha.status() if self.ha else {"backend": "local", "available": True}
+        doc["coordination"]["leader"] = self.holder if self.leading else self.store.lease_holder()
+        return doc
+
+    async def _controller(self) -> None:
+        while True:
+            await self.guarded_cycle()
+            await asyncio.sleep(self.cfg.health.interval)
+
+    async def _lease_watch(self) -> None:
+        """etcd: stop the run the moment this process can no longer prove its lease (no network
+        call: the proof is the time of the last renewal plus the TTL), not at the next cycle."""
+        assert isinstance(self.store, EtcdStore)
+        while True:
+            await asyncio.sleep(0.2)
+            if self.leading and not self.store.holds_lease():
+                self.leading = False
+                await self._cancel_run("the lease expired before it could be renewed")
 
     async def run(self, *, once: bool = False) -> str:
         """Run until cancelled (or one cycle with ``once``); returns the last sentence."""
@@ -301,21 +411,31 @@ class Daemon:
                 for name in self.watcher.sites:
                     await self.watcher.round(name)
                 return (await self.cycle()).sentence
-            self.watcher.start()
-            self._tasks.append(tasks.create_guarded_task(self._replicator(), name="replicator", eternal=True))
-            self._tasks.append(tasks.create_guarded_task(self._refencer(), name="re-fencer", eternal=True))
-            while True:
-                await self.cycle()
-                await asyncio.sleep(self.cfg.health.interval)
+            self.playbook = self.load_playbook()
+            self.watcher.start(self.supervisor)
+            self.supervisor.supervise("replicator", self._replicator)
+            self.supervisor.supervise("re-fencer", self._refencer)
+            if isinstance(self.store, EtcdStore):
+                self.supervisor.supervise("lease watch", self._lease_watch)
+            await self.supervisor.supervise("controller", self._controller)
+            return self._last_sentence
         finally:
             await self.close()
 
     async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
+        await self.supervisor.stop()
         await self.watcher.stop()
         await tasks.cancel_and_wait(*self._tasks)
         if self._run_task is not None:
             await tasks.cancel_and_wait(self._run_task)
-        self.store.release_lease(self.holder)
+        try:
+            self.store.release_lease(self.holder)
+            if isinstance(self.store, EtcdStore):
+                self.store.withdraw_member(self.holder)
+        except errors.FailoverError as exc:  # etcd unreachable: the lease expires on its own
+            logger.warning("could not release the lease: %s", exc)
         await self.services.aclose()
 
 

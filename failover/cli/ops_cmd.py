@@ -37,6 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true",
                    help="run although the target is refused (active, fenced, not ready, …); needs --reason")
     p.add_argument("--reason", default="", help="why the refusal is overridden (journaled with your name)")
+    p.add_argument("--without-coordination", metavar="REASON", default=None,
+                   help="etcd has no quorum: run from this host's local journal anyway (recorded with REASON)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -52,8 +54,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("daemon", help="run the failover daemon (watch, replicate, decide, act)")
     p.add_argument("--once", action="store_true", help="one probe round and one controller cycle")
-    p.add_argument("--name", default=None, help="this daemon's lease holder name (default: $FAILOVER_NODE "
-                   "or the host name; a restarted daemon with the same name reclaims its lease)")
+    p.add_argument("--name", default=None, help="this daemon's name as lease holder and observer (default: "
+                   "$FAILOVER_NODE, else the host name (local backend) or host:pid:random (etcd))")
     p.set_defaults(func=daemon)
 
     p = sub.add_parser("unfence", help="re-admit a fenced site as a standby once it has been cleaned up")
@@ -87,7 +89,10 @@ async def status(args: argparse.Namespace) -> int:
 
     rt = _runtime(args)
     store = daemon_mod.open_store(rt)
-    stored = store.get_state("status")
+    try:
+        stored = store.get_state("status")
+    except errors.TemporaryError as exc:
+        return await _status_without_coordination(args, rt, exc)
     doc: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
     max_age = max(10.0, rt.config.health.interval * 3)
     if doc and _age(doc.get("updated_at")) > max_age:
@@ -109,6 +114,37 @@ async def status(args: argparse.Namespace) -> int:
         output.emit_json(doc)
         return 0
     _print_status(doc)
+    return 0
+
+
+async def _status_without_coordination(args: argparse.Namespace, rt: runtime.Runtime,
+                                       exc: errors.TemporaryError) -> int:
+    """etcd cannot answer: say so, and show what one probe round from here sees."""
+    import tempfile
+    from pathlib import Path
+
+    from failover import daemon as daemon_mod
+    from failover.store import sqlite
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = sqlite.SqliteStore(Path(tmp) / "probe.db")
+        d = daemon_mod.Daemon(rt, store=local, holder="status-probe")
+        try:
+            for name in d.watcher.sites:
+                await d.watcher.round(name)
+            doc = daemon_mod.status_document(rt, d.snapshot(), local)
+        finally:
+            await d.services.aclose()
+            local.close()
+    doc.update(epoch=None, source="one probe round by this command: the coordination backend is unavailable")
+    doc["coordination"] = {"backend": rt.config.coordination.backend.value, "available": False,
+                           "error": str(exc), "effect": "no automatic failover; the daemons keep watching; "
+                           "a manual run needs --without-coordination REASON"}
+    if args.json:
+        output.emit_json(doc)
+    else:
+        output.console.print(f"[red]coordination unavailable[/red]: {exc}; no automatic failover")
+        _print_status(doc)
     return 0
 
 
@@ -137,6 +173,15 @@ def _print_status(doc: dict[str, Any]) -> None:
     c.print(table)
     run = doc.get("run")
     c.print("no run in progress" if not run else f"run {run['id']} ({run['playbook']}): {run['phase']}")
+    coord = doc.get("coordination") or {}
+    if coord.get("backend") == "etcd" and coord.get("available", True):
+        c.print(f"leader: {coord.get('leader')}   members: {', '.join(coord.get('members', []))}")
+        for site, votes in (coord.get("observers") or {}).items():
+            c.print(f"  {site}: " + "; ".join(f"{o} {v['health']} ({v['age_s']}s)" for o, v in votes.items()))
+    tasks_doc = (doc.get("daemon") or {}).get("tasks") or {}
+    restarted = {n: t for n, t in tasks_doc.items() if t.get("restarts")}
+    for name, t in restarted.items():
+        c.print(f"[yellow]task {name} restarted {t['restarts']}x[/yellow] (last: {t.get('last_error')})")
 
 
 async def plan(args: argparse.Namespace) -> int:
@@ -198,14 +243,22 @@ async def run(args: argparse.Namespace) -> int:
     if args.force and not args.reason.strip():
         raise errors.InputError("--force needs --reason TEXT: the override is journaled with your name and why")
     rt = _runtime(args)
-    store = daemon_mod.open_store(rt)
+    store = _run_store(args, rt)
     holder = identity.make_holder(f"cli-{getpass.getuser()}")
+    from failover.core import tasks
+    from failover.ha import coordinator
+    from failover.store.etcd import EtcdStore
+
+    shared = isinstance(store, EtcdStore)  # etcd: a short lease, kept alive while the run lasts
+    ttl = rt.config.coordination.lease_ttl if shared else 3600
     current = store.lease_holder()
     if current is not None and identity.is_dead_local(current):
         store.release_lease(current)  # a crashed daemon or CLI on this host
-    if not store.acquire_lease(holder, 3600):
+    if not store.acquire_lease(holder, ttl):
         raise errors.PermanentError("another actor (the daemon?) holds the lease: `failover pause` it or "
                                     "let it act; at most one actor mutates the workplace")
+    keeper = tasks.create_guarded_task(coordinator.keep_lease(store, holder, ttl), name="lease keeper") \
+        if shared else None
     try:
         source = args.source or daemon_mod.active_of(store, rt.config)
         if args.to not in rt.sites or source not in rt.sites:
@@ -224,6 +277,8 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             await d.services.aclose()
     finally:
+        if keeper is not None:
+            await tasks.cancel_and_wait(keeper)
         store.release_lease(holder)
     summary = daemon_mod.run_document(store, record.id)
     if args.json:
@@ -253,6 +308,34 @@ def _refused(refused: list[str], args: argparse.Namespace) -> int:
             output.err_console.print(f"refused: {reason}")
         output.err_console.print("nothing was changed; if you must, override with --force --reason TEXT")
     return 1
+
+
+def _run_store(args: argparse.Namespace, rt: runtime.Runtime) -> Any:
+    """The store a manual run journals to: the configured one, or — when etcd has no quorum and the
+    operator says why — this host's local journal, with the override recorded in it."""
+    from failover import daemon as daemon_mod
+    from failover.ha import backend
+    from failover.store import sqlite
+
+    if not backend.uses_etcd(rt):
+        return daemon_mod.open_store(rt)
+    store = daemon_mod.open_store(rt)
+    try:
+        store.lease_holder()
+        store.current_epoch()
+        return store
+    except errors.TemporaryError as exc:
+        reason = (args.without_coordination or "").strip()
+        if not reason:
+            raise errors.InputError(f"the coordination backend is unavailable ({exc}); no automatic failover "
+                                    "happens. To run anyway from this host, add --without-coordination "
+                                    "\"REASON\" (recorded)") from exc
+    rt.state_dir.mkdir(parents=True, exist_ok=True)
+    local = sqlite.SqliteStore(rt.state_dir / "failover.db")
+    local.append_decision(f"manual run without coordination by {getpass.getuser()}: {reason}",
+                          {"override": "without-coordination", "by": getpass.getuser(), "reason": reason})
+    logger.warning("running without coordination (etcd unavailable): %s", reason)
+    return local
 
 
 def approve(args: argparse.Namespace) -> int:
@@ -291,7 +374,7 @@ def history(args: argparse.Namespace) -> int:
 async def daemon(args: argparse.Namespace) -> int:
     from failover import daemon as daemon_mod
 
-    rt = _runtime(args)
+    rt = runtime.resolve(loader.load(args.config), observer=args.name)
     crash = daemon_mod.CrashAfterSteps.from_env()
     d = daemon_mod.Daemon(rt, observers=[crash] if crash else None, holder=args.name)
     if args.once:
@@ -324,6 +407,7 @@ def unfence(args: argparse.Namespace) -> int:
 
     rt = _runtime(args)
     store = daemon_mod.open_store(rt)
+    raw = store.get_state("roles")
     roles = daemon_mod.roles_of(store, rt.config)
     if args.site not in roles:
         raise errors.InputError(f"unknown site {args.site!r} (sites: {', '.join(roles)})")
@@ -331,6 +415,8 @@ def unfence(args: argparse.Namespace) -> int:
         raise errors.InputError(f"{args.site} is {roles[args.site]}, not fenced")
     if not args.yes:
         raise errors.InputError(f"unfencing {args.site} makes it a failover target again; confirm with --yes")
-    store.set_state("roles", {**roles, args.site: "standby"})
+    if not store.cas_state("roles", raw, {**roles, args.site: "standby"}):  # roles are compare-and-set
+        raise errors.TemporaryError("the roles changed while unfencing (a failover?); check `failover status` "
+                                    "and try again")
     output.console.print(f"{args.site} is a standby again (epoch {store.current_epoch()})")
     return 0

@@ -187,6 +187,10 @@ class HealthConfig(_Model):
         default=0.5, gt=0, le=1,
         description="site is down when more than this share of critical components fail")
     verify_tls: bool = True
+    stale_after: float | None = Field(
+        default=None, gt=0,
+        description="seconds after which a check's last sample is stale (unknown); "
+                    "default: 3 intervals plus the longest probe timeout")
 
 
 class Constraints(_Model):
@@ -217,6 +221,23 @@ class Policy(_Model):
         return names
 
 
+class CoordinationBackend(StrEnum):
+    LOCAL = "local"  #: SQLite in the state directory: one daemon on one host (the lab demo)
+    ETCD = "etcd"  #: etcd v3: several daemons, one leader lease, a quorum of observers
+
+
+class Coordination(_Model):
+    """Where the lease, the fencing epoch, roles and the run journal live (see README, HA)."""
+
+    backend: CoordinationBackend = CoordinationBackend.LOCAL
+    endpoints: tuple[str, ...] = Field(
+        default=(), description="etcd client URLs (lab: empty, taken from the lab's etcd cluster)")
+    prefix: str = Field(default="/failover", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    lease_ttl: float = Field(default=10.0, ge=2, description="seconds a leader's lease outlives its last renewal")
+    request_timeout: float = Field(default=1.0, gt=0, description="timeout of one etcd request")
+    min_observers: int = Field(default=2, ge=1, description="down votes needed (and a majority of live observers)")
+
+
 class LabConfig(_Model):
     """Settings of the simulated world (used by `failover lab …`)."""
 
@@ -226,6 +247,9 @@ class LabConfig(_Model):
     sync_period: float = Field(default=1.0, gt=0, le=bounds.HOUR)
     slow_latency: float = Field(default=5.0, gt=0, le=600)
     ingress_port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port")
+    etcd_members: int = Field(default=3, ge=0, le=5, description="etcd members the lab runs (0: none)")
+    observers: tuple[str, ...] = Field(
+        default=(), description="daemon names that get their own proxied view of every site (partitions)")
 
     @field_validator("backup_interval")
     @classmethod
@@ -243,6 +267,7 @@ class Config(_Model):
     health: HealthConfig = HealthConfig()
     policy: Policy = Policy()
     notify: tuple[str, ...] = ()  #: webhook URLs
+    coordination: Coordination = Coordination()
     lab: LabConfig | None = None  #: present: this config describes the lab
 
     @field_validator("sites")
@@ -273,7 +298,8 @@ class Config(_Model):
 
 
 __all__ = [
-    "Component", "Config", "Constraints", "DnsConfig", "HealthConfig", "Ingress", "KubeAccess",
+    "Component", "Config", "Constraints", "Coordination", "CoordinationBackend", "DnsConfig", "HealthConfig",
+    "Ingress", "KubeAccess",
     "LabConfig", "Policy", "PolicyMode", "Probe", "ProviderKind", "Role", "Site", "Storage",
     "Strategy", "Workload", "WorkplaceConfig", "WorkplaceProfile",
 ]

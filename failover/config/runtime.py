@@ -54,6 +54,7 @@ class Runtime:
     zone: str
     hostnames: dict[str, str]  #: short hostname -> FQDN without trailing dot
     lab: dict[str, Any] | None = None
+    observer: str | None = None  #: this daemon's name: in the lab, it may see the sites through its own paths
 
     @property
     def config(self) -> models.Config:
@@ -167,8 +168,17 @@ def _lab_providers(loaded: loader.Loaded, lab: dict[str, Any]) -> dict[str, Prov
     return out
 
 
-def resolve(loaded: loader.Loaded) -> Runtime:
-    """Resolve every endpoint; in the lab, from the running lab's state."""
+def _observer_view(lab: dict[str, Any], observer: str | None) -> dict[str, Any]:
+    """The lab as ``observer`` reaches it: its own proxied path to each site, when it has one."""
+    own = (lab.get("observers") or {}).get(observer or "")
+    if not isinstance(own, dict):
+        return lab
+    sites = {name: {**entry, **(own.get("sites") or {}).get(name, {})} for name, entry in lab["sites"].items()}
+    return {**lab, "sites": sites}
+
+
+def resolve(loaded: loader.Loaded, *, observer: str | None = None) -> Runtime:
+    """Resolve every endpoint; in the lab, from the running lab's state (as ``observer`` sees it)."""
     cfg = loaded.config
     zone = cfg.workplace.zone
     hostnames = {h: f"{h}.{zone}".rstrip(".") for c in loaded.profile.components for h in c.hostnames}
@@ -176,11 +186,11 @@ def resolve(loaded: loader.Loaded) -> Runtime:
         resolver = (cfg.dns.resolver, cfg.dns.resolver_port) if cfg.dns.resolver else None
         return Runtime(loaded=loaded, sites={s.name: _static_site(s) for s in cfg.sites},
                        providers=dict(cfg.providers), resolver=resolver, zone=zone, hostnames=hostnames)
-    lab = read_lab_status(loaded.state_dir)
+    lab = _observer_view(read_lab_status(loaded.state_dir), observer)
     dns = lab["dns"]
     secrets.register(str(dns.get("api_key", "")))
     return Runtime(
         loaded=loaded, sites={s.name: _lab_site(s, lab) for s in cfg.sites},
         providers=_lab_providers(loaded, lab), resolver=(str(dns["server"]), int(dns["port"])),
-        zone=zone, hostnames=hostnames, lab=lab,
+        zone=zone, hostnames=hostnames, lab=lab, observer=observer,
     )

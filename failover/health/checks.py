@@ -17,6 +17,7 @@ component checks have no verdict yet. Readiness of a standby is separate (:func:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,9 +47,11 @@ class Check:
         self.successes = 0
         self.detail = ""
         self.failing_since: datetime | None = None
+        self.sampled_at: datetime | None = None
 
     def observe(self, sample: Sample) -> None:
         self.detail = sample.detail
+        self.sampled_at = sample.at
         if sample.ok:
             self.successes += 1
             self.failures = 0
@@ -69,7 +72,28 @@ class Check:
             name=self.name, kind=self.kind, passing=self.passing, detail=self.detail,
             consecutive_failures=self.failures, consecutive_successes=self.successes,
             critical=self.critical, failing_since=self.failing_since if self.failures else None,
+            sampled_at=self.sampled_at,
         )
+
+
+def freshen(results: Iterable[CheckResult], *, now: datetime,
+            max_age: float) -> tuple[tuple[CheckResult, ...], tuple[str, ...]]:
+    """Checks whose newest sample is older than ``max_age`` seconds lose their verdict (pure).
+
+    A stale check is ``passing=None`` — unknown, as at start-up — with a detail that says how old
+    its last sample is, so a frozen watcher can never keep a site "down" (or "healthy") and the
+    controller never fails over on data it no longer has. Returns (checks, stale reasons)."""
+    out: list[CheckResult] = []
+    stale: list[str] = []
+    for c in results:
+        age = None if c.sampled_at is None else (now - c.sampled_at).total_seconds()
+        if c.sampled_at is not None and age is not None and age > max_age:
+            text = f"stale: last sample {age:.0f}s ago"
+            stale.append(f"{c.name}: {text}")
+            out.append(dataclasses.replace(c, passing=None, detail=text))
+        else:
+            out.append(c)
+    return tuple(out), tuple(stale)
 
 
 @dataclass(frozen=True)
@@ -128,7 +152,7 @@ def readiness(
         for c in of_kind:
             if c.passing is not True:
                 if c.passing is None:
-                    state = "no verdict yet"
+                    state = c.detail if c.detail.startswith("stale") else "no verdict yet"
                 elif c.consecutive_successes:
                     state = f"recovering ({c.consecutive_successes} ok)"
                 else:

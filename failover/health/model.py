@@ -40,6 +40,7 @@ class CheckResult:
     consecutive_successes: int = 0
     critical: bool = True
     failing_since: datetime | None = None  #: first failed sample of the current failure streak
+    sampled_at: datetime | None = None  #: when the newest sample was taken (None: never sampled)
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from failover import s3
 from failover.config import models
 from failover.core import tasks
 from failover.health import checks, probes
-from failover.health.model import BackupRef, CheckKind, SiteView
+from failover.health.model import BackupRef, CheckKind, Health, SiteView
 from failover.services import Services
 from failover.velero import verify
 from providers.base import ClusterRef, ClusterState, Provider
@@ -50,7 +51,7 @@ class Watcher:
         self.roles = roles
         self.sites = {s.name: SiteState(s.name) for s in self.cfg.sites}
         self._sem = asyncio.Semaphore(self.cfg.health.concurrency)
-        self._tasks: list[asyncio.Task[None | None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
 
     # --- checks ---------------------------------------------------------------------------------
     def _check(self, state: SiteState, name: str, kind: CheckKind, *, critical: bool = True) -> checks.Check:
@@ -169,18 +170,27 @@ class Watcher:
     def view(self, name: str) -> SiteView:
         state = self.sites[name]
         site = self.cfg.site(name)
-        results = tuple(c.result() for c in state.checks.values())
+        results, stale = checks.freshen((c.result() for c in state.checks.values()),
+                                        now=self.services.clock(), max_age=self.stale_after)
         verdict = checks.site_health(results, critical_majority=self.cfg.health.critical_majority)
         health = verdict.health
+        reasons = verdict.reasons + stale if health is Health.UNKNOWN else verdict.reasons
         ready, why = checks.readiness(results, required=READY_KINDS) if state.role == "standby" \
             else (False, (f"role {state.role}",))
         return SiteView(
-            name=name, role=state.role, health=health, reasons=verdict.reasons, ready=ready,
+            name=name, role=state.role, health=health, reasons=reasons, ready=ready,
             ready_reasons=why, outage_started_at=verdict.outage_started_at, checks=results,
             newest_backup=state.newest_backup, replication_lag_s=state.replication_lag_s,
             provider_state=state.provider_state, jurisdiction=site.jurisdiction,
             attestations=site.attestations, down_checks=verdict.down_checks,
         )
+
+    @property
+    def stale_after(self) -> float:
+        """Age (s) beyond which a check's last sample no longer counts: a few probe intervals plus
+        the longest probe timeout, since a round ends only when its slowest probe does."""
+        h = self.cfg.health
+        return h.stale_after or 3 * h.interval + max(h.timeout, h.storage_timeout)
 
     def views(self) -> dict[str, SiteView]:
         return {name: self.view(name) for name in self.sites}
@@ -193,10 +203,14 @@ class Watcher:
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.05, interval - elapsed))
 
-    def start(self) -> None:
+    def start(self, supervisor: tasks.Supervisor | None = None) -> None:
+        """One loop per site; supervised (restarted with backoff when it dies) when given one."""
         for name in self.sites:
-            self._tasks.append(tasks.create_guarded_task(self._loop(name), name=f"watcher of {name}",
-                                                         eternal=True))
+            if supervisor is not None:
+                self._tasks.append(supervisor.supervise(f"watcher of {name}", functools.partial(self._loop, name)))
+            else:
+                self._tasks.append(tasks.create_guarded_task(self._loop(name), name=f"watcher of {name}",
+                                                             eternal=True))
 
     async def stop(self) -> None:
         await tasks.cancel_and_wait(*self._tasks)

@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from failover import s3
 from failover.config import loader, models
 from failover.core import errors, secrets
-from failover.lab import control, pdns, seed
+from failover.lab import control, observers, pdns, seed
 from failover.lab import ingress as ingress_mod
 from failover.lab import runtime as lab_runtime
 from failover.lab.access import LabAccess
@@ -195,6 +195,7 @@ class World:
         self.control: control.ControlServer | None = None
         self._management: Cluster | None = None
         self.access = LabAccess(paths.root)
+        self.coordination: observers.Coordination | None = None  #: etcd cluster + observers' paths
         self.started_at = time.time()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -208,6 +209,7 @@ class World:
         self.sites = {s.site.name: s for s in built}
         logger.info("sites up in %.2fs", time.monotonic() - t0)
         await self._start_ingress_proxies(ingress_port)
+        await self._start_observer_paths()
         await self._bootstrap_dns()
         await self._start_provider_apis()
         logger.info("DNS and provider APIs up in %.2fs", time.monotonic() - t0)
@@ -234,8 +236,13 @@ class World:
         async def dns() -> None:
             self.dns = await pdns.start_powerdns(log_path=self.paths.logs / "pdns.log", on_spawn=record_pdns)
 
+        async def coordination() -> None:
+            self.coordination = await observers.Coordination.start(
+                self.paths.root / "etcd", members=self.lab.etcd_members,
+                on_spawn=lambda m: lab_runtime.record_pid(self.paths, name=m.name, pid=m.pid, command="etcd"))
+
         kinds = sorted({self.config.providers[s.provider].kind for s in self.config.sites})
-        await asyncio.gather(dns(), *(moto(k) for k in kinds))
+        await asyncio.gather(dns(), coordination(), *(moto(k) for k in kinds))
         for kind in kinds:
             proxy = FaultProxy(target_host=self.motos[kind].host, target_port=self.motos[kind].port,
                                slow_latency=self.lab.slow_latency, name=f"{kind} s3")
@@ -303,6 +310,16 @@ class World:
                 p.ingress_proxy = proxy
             return
         raise errors.TemporaryError("no port was free on every site's ingress address")
+
+    async def _start_observer_paths(self) -> None:
+        """Each observer's own proxies in front of every site's kube API and ingress proxies."""
+        if self.coordination is None or not self.lab.observers:
+            return
+        targets = [observers.SiteTargets(
+            name=p.site.name, address=p.address, kube=(p.kube_proxy.host, p.kube_proxy.port),
+            ingress=(p.address, p.ingress_proxy.port if p.ingress_proxy else p.ingress.port))
+            for p in self.sites.values()]
+        await self.coordination.add_observers(self.lab.observers, targets)
 
     async def _start_provider_apis(self) -> None:
         """Phase 2: serve each provider's API emulator (where one exists) behind a fault proxy."""
@@ -406,6 +423,8 @@ class World:
             steps.append(("SCS management cluster", self._management.close()))
         if self.dns_backend is not None:
             steps.append(("DNS client", self.dns_backend.close()))
+        if self.coordination is not None:
+            steps.append(("etcd and observer paths", self.coordination.close()))
         for name, coro in steps:
             try:
                 await asyncio.wait_for(coro, timeout=10.0)
@@ -436,9 +455,15 @@ class World:
         }
         if self.control is not None:
             doc["control"] = self.control.url
+        if self.coordination is not None:
+            doc.update(self.coordination.describe())
         return doc
 
     async def break_site(self, site: str, mode: str) -> list[str]:
+        if self.coordination is not None and self.coordination.handles(site, mode):
+            if not site.startswith("etcd") and site not in self.sites:
+                raise KeyError(site)
+            return await self.coordination.break_(site, mode)
         parts = self.sites[site]
         fault = control.parse_fault(mode, components={c.name: bool(c.workloads) for c in self.profile.components},
                                     provider_api=parts.provider_kind in self.emulators)
@@ -448,6 +473,10 @@ class World:
         return sorted(parts.faults)
 
     async def heal_site(self, site: str) -> list[str]:
+        if self.coordination is not None:
+            await self.coordination.heal(site)
+            if site.startswith("etcd"):
+                return []
         parts = self.sites[site]
         parts.faults.clear()
         await self._apply_faults(parts)
