@@ -47,7 +47,8 @@ def test_a_manual_run_needs_the_override_and_its_reason_is_recorded(
     assert "--without-coordination" in capsys.readouterr().err
     assert not (tmp_path / "state" / "failover.db").exists()  # nothing was changed
     rc = cli.main(["--config", str(config), "run", "failover", "--to", "b", "--json",
-                   "--without-coordination", "etcd lost with IONOS; approved by the crisis team"])
+                   "--without-coordination", "etcd lost with IONOS; approved by the crisis team",
+                   "--force", "--reason", "b is unreachable from here too; the crisis team decided"])
     assert rc in (0, 1)  # the sites of this config are unreachable: the run itself may fail
     local = sqlite.SqliteStore(tmp_path / "state" / "failover.db")
     try:

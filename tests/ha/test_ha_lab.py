@@ -78,7 +78,8 @@ async def test_three_daemons_split_vote_holds_and_a_killed_leader_is_replaced(ha
             coord = doc.get("coordination") or {}
             votes = (coord.get("observers") or {}).get(ACTIVE) or {}
             ready = any(s["ready"] for s in doc.get("sites", {}).values())
-            healthy = len(votes) == 3 and all(v["health"] == "healthy" for v in votes.values())
+            # degraded never triggers anything; a loaded machine may time out a non-critical probe
+            healthy = len(votes) == 3 and all(v["health"] in ("healthy", "degraded") for v in votes.values())
             return doc if ready and healthy and coord.get("leader") else None
 
         # etcd keeps its quorum with one member of three stopped: the daemons elect and observe on
