@@ -273,7 +273,8 @@ class Daemon:
             self._tasks.append(tasks.create_guarded_task(self._refencer(), name="re-fencer", eternal=True))
             while True:
                 await self.cycle()
-                await asyncio.sleep(self.cfg.health.interval)
+                # decide again at once when a check's verdict flips (not a whole interval later)
+                await self.watcher.wait_changed(self.cfg.health.interval)
         finally:
             await self.close()
 

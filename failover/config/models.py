@@ -172,7 +172,15 @@ class HealthConfig(_Model):
     storage_timeout: float = Field(default=10.0, gt=0, description="timeout of one bucket/backup probe")
     fail_after: int = Field(default=3, ge=1, description="consecutive failures before a check is failing")
     recover_after: int = Field(default=2, ge=1, description="consecutive successes before it is passing")
-    concurrency: int = Field(default=16, ge=1)
+    concurrency: int = Field(default=16, ge=1, description="probes in flight at once, per site")
+    suspect_interval: float | None = Field(
+        default=None, gt=0,
+        description="seconds between re-probes of a check that has just failed (suspicion mode); "
+                    "default: interval / 4, at least 0.1 s")
+    fail_window: float | None = Field(
+        default=None, ge=0,
+        description="a check fails only when its consecutive failures span at least this many seconds; "
+                    "default: (fail_after - 1) x interval, the tolerance of one probe per interval")
     critical_majority: float = Field(
         default=0.5, gt=0, le=1,
         description="site is down when more than this share of critical components fail")

@@ -42,7 +42,7 @@ async def sample(fn: Callable[[], Awaitable[str]], *, timeout: float, clock: Clo
             detail = await fn()
         return Sample(ok=True, detail=detail, at=at)
     except TimeoutError:
-        return Sample(ok=False, detail=f"timed out after {timeout:g}s", at=at)
+        return Sample(ok=False, detail=f"timed out after {timeout:g}s", at=at, timed_out=True)
     except asyncio.CancelledError:
         raise
     except ProbeFailed as exc:
