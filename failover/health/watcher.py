@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ from failover.config import models
 from failover.core import tasks
 from failover.health import checks, lag, probes
 from failover.health.model import BackupRef, CheckKind, SiteView
-from failover.services import Services
+from failover.services import Services, probe_pool_size
 from failover.velero import bucket
 from providers.base import ClusterRef, ClusterState, Provider
 
@@ -59,6 +60,11 @@ class Watcher:
         self.roles = roles
         self.sites = {s.name: SiteState(s.name) for s in self.cfg.sites}
         self._sems = {s.name: asyncio.Semaphore(self.cfg.health.concurrency) for s in self.cfg.sites}
+        # never more probes in flight than the shared client has connections (a probe waiting for a
+        # connection inside its timeout would turn overload into an outage)
+        self._pool = asyncio.Semaphore(probe_pool_size(services.runtime))
+        #: samples taken (for benchmarks and metrics)
+        self.samples = 0
         self._tasks: list[asyncio.Task[None | None]] = []
         #: set whenever a check's verdict flips; the controller waits on it between cycles
         self.changed = asyncio.Event()
@@ -121,7 +127,7 @@ class Watcher:
 
             async def run(comp: models.Component = comp, ps: list[models.Probe] = http_probes) -> str:
                 for p in ps:
-                    await probes.http_component(svc.http, scheme=ep.ingress_scheme, port=ep.ingress_port,
+                    await probes.http_component(svc.probe_session(), scheme=ep.ingress_scheme, port=ep.ingress_port,
                                                 address=str(ep.ingress_address), fqdn=svc.runtime.fqdn(str(p.hostname)),
                                                 probe=p)
                 return "ok"
@@ -183,9 +189,10 @@ class Watcher:
         async def one(check: checks.Check, fn: Callable[[], Awaitable[str]]) -> None:
             # object storage answers slower than an API: the bucket checks get their own timeout
             timeout = h.storage_timeout if check.name in BUCKET_CHECKS else h.timeout
-            async with sem:
+            async with sem, self._pool:
                 started = asyncio.get_running_loop().time()
                 result = await probes.sample(fn, timeout=timeout, clock=self.services.clock)
+            self.samples += 1
             if result.timed_out and self.lag.worst_since(started) > timeout / 2:
                 self.overloaded += 1  # the prober was starved: no verdict
                 return
@@ -222,7 +229,8 @@ class Watcher:
         """Full rounds every ``interval``; in between, suspect checks every ``suspect_interval``."""
         loop = asyncio.get_running_loop()
         interval, quick = self.cfg.health.interval, self.suspect_interval
-        next_full = loop.time()
+        # jitter: sites started together must not probe in lock-step bursts
+        next_full = loop.time() + random.uniform(0, interval) if len(self.sites) > 1 else loop.time()
         while True:
             started = loop.time()
             if started >= next_full:
