@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from failover.health.model import Health, SiteView
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()
     now = datetime.now(UTC)
     sites = {"ionos": SiteView("ionos", "active", Health.DOWN, ("kube: refused",), down_checks=3,
                                outage_started_at=now, jurisdiction="DE", attestations=("C5",)),

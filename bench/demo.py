@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "failover.cli", "lab", "demo", "--json"], capture_output=True,
                           text=True, timeout=300, check=False)

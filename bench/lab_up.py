@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -19,6 +20,7 @@ def run(*words: str, env: dict[str, str]) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()
     ups, downs = [], []
     for _ in range(3):
         with tempfile.TemporaryDirectory() as state:

@@ -391,7 +391,8 @@ class Daemon:
     async def _controller(self) -> None:
         while True:
             await self.guarded_cycle()
-            await asyncio.sleep(self.cfg.health.interval)
+            # decide again at once when a check's verdict flips (not a whole interval later)
+            await self.watcher.wait_changed(self.cfg.health.interval)
 
     async def _lease_watch(self) -> None:
         """etcd: stop the run the moment this process can no longer prove its lease (no network

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import dns.asyncresolver
 import httpx
 
@@ -31,6 +32,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def probe_pool_size(runtime: Runtime) -> int:
+    """Connections the shared probe client may open: the watcher's concurrency bound, never more."""
+    return max(1, min(1024, runtime.config.health.concurrency * max(1, len(runtime.sites))))
+
+
 @dataclass
 class Services:
     runtime: Runtime
@@ -40,11 +46,26 @@ class Services:
     resolver: dns.asyncresolver.Resolver | None
     clock: Callable[[], datetime] = utcnow
     _providers: dict[str, Provider | None] = field(default_factory=dict)
+    _probe_session: aiohttp.ClientSession | None = None
+
+    def probe_session(self) -> aiohttp.ClientSession:
+        """The HTTP session of the component probes (created in the running loop on first use)."""
+        if self._probe_session is None or self._probe_session.closed:
+            health = self.runtime.config.health
+            connector = aiohttp.TCPConnector(limit=probe_pool_size(self.runtime), limit_per_host=0,
+                                             ssl=health.verify_tls)
+            self._probe_session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=health.timeout), auto_decompress=True)
+        return self._probe_session
 
     @classmethod
     def open(cls, runtime: Runtime, store: Any, *, clock: Callable[[], datetime] = utcnow) -> Services:
         health = runtime.config.health
-        http = httpx.AsyncClient(timeout=health.timeout, verify=health.verify_tls, follow_redirects=False)
+        # the pool is sized to what the watcher lets run at once (per-site limit x sites), so a probe
+        # never waits for a connection inside its own timeout
+        pool = probe_pool_size(runtime)
+        http = httpx.AsyncClient(timeout=health.timeout, verify=health.verify_tls, follow_redirects=False,
+                                 limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool))
         resolver = None
         if runtime.resolver is not None:
             resolver = probes.make_resolver(*runtime.resolver, timeout=health.timeout)
@@ -89,6 +110,8 @@ class Services:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self._probe_session is not None:
+            await self._probe_session.close()
         for client in self.kube.values():
             await client.aclose()
         for adapter in self._providers.values():

@@ -89,3 +89,22 @@ def test_outage_start_comes_from_the_checks_behind_the_down_verdict() -> None:
                        failing_since=T0, detail="refused")
     v = checks.site_health([kube, early], critical_majority=0.5)
     assert v.health is Health.DOWN and v.outage_started_at == T0 and v.down_checks == 3
+
+
+def feed_at(check: checks.Check, pattern: str, *, step: float) -> list[bool | None]:
+    out = []
+    for i, ch in enumerate(pattern):
+        check.observe(checks.Sample(ok=ch == "+", detail="" if ch == "+" else "refused",
+                                    at=T0 + timedelta(seconds=i * step)))
+        out.append(check.passing)
+    return out
+
+
+def test_fast_re_probes_keep_the_tolerance_window() -> None:
+    """Suspicion mode probes every 0.25 s: three failures alone are not enough; the failures must
+    span the window (2 s = what three probes one second apart would take)."""
+    c = checks.Check("kube", CheckKind.KUBE, fail_after=3, recover_after=2, fail_window=2.0)
+    states = feed_at(c, "+" + "-" * 8 + "+", step=0.25)  # an outage of 1.75 s: tolerated
+    assert all(s is True for s in states)
+    states = feed_at(c, "+" + "-" * 10, step=0.25)  # failures from 0.25 s to 2.5 s: failing at 2.25 s
+    assert states[-2:] == [False, False] and states[-3] is True

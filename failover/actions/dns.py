@@ -90,7 +90,7 @@ async def verify(ctx: StepContext, p: VerifyParams) -> StepResult:
         address = site.ingress_address
         if p.via_dns and svc.resolver is not None:
             await probes.dns_answer(svc.resolver, fqdn, str(site.ingress_address))
-        await probes.http_component(svc.http, scheme=site.ingress_scheme, address=str(address),
+        await probes.http_component(svc.probe_session(), scheme=site.ingress_scheme, address=str(address),
                                     port=site.ingress_port, fqdn=fqdn, probe=pr)
 
     async def all_pass() -> bool | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from failover.actions import common
@@ -80,9 +80,10 @@ async def components_serving(svc: Services, site: str) -> list[str]:
                 continue
             try:
                 async with asyncio.timeout(timeout):
-                    await probes.http_component(svc.http, scheme=ep.ingress_scheme, address=str(ep.ingress_address),
-                                                port=ep.ingress_port, fqdn=svc.runtime.fqdn(p.hostname), probe=p)
-            except (TimeoutError, httpx.HTTPError, probes.ProbeFailed, OSError):
+                    await probes.http_component(svc.probe_session(), scheme=ep.ingress_scheme,
+                                                address=str(ep.ingress_address), port=ep.ingress_port,
+                                                fqdn=svc.runtime.fqdn(p.hostname), probe=p)
+            except (TimeoutError, aiohttp.ClientError, probes.ProbeFailed, OSError):
                 return None
             return comp.name
         return None

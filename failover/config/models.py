@@ -182,7 +182,15 @@ class HealthConfig(_Model):
                             description="consecutive failures before a check is failing")
     recover_after: int = Field(default=2, ge=1, le=bounds.COUNT,
                                description="consecutive successes before it is passing")
-    concurrency: int = Field(default=16, ge=1, le=bounds.COUNT)
+    concurrency: int = Field(default=16, ge=1, le=bounds.COUNT, description="probes in flight at once, per site")
+    suspect_interval: float | None = Field(
+        default=None, ge=0.01, le=bounds.HOUR,
+        description="seconds between re-probes of a check that has just failed (suspicion mode); "
+                    "default: interval / 4, at least 0.1 s")
+    fail_window: float | None = Field(
+        default=None, ge=0, le=bounds.HOUR,
+        description="a check fails only when its consecutive failures span at least this many seconds; "
+                    "default: (fail_after - 1) x interval, the tolerance of one probe per interval")
     critical_majority: float = Field(
         default=0.5, gt=0, le=1,
         description="site is down when more than this share of critical components fail")

@@ -1,9 +1,11 @@
 """Checks: hysteresis over probe signals, and the rules that turn checks into a site's health.
 
 A probe gives one sample (ok or not, with a detail). A :class:`Check` turns the stream of samples
-into a stable verdict: failing only after ``fail_after`` consecutive failures, passing again only
-after ``recover_after`` consecutive successes. A probe that fails every other sample therefore
-never makes a check fail, which is why a flapping endpoint cannot trigger a failover.
+into a stable verdict: failing only after ``fail_after`` consecutive failures that span at least
+``fail_window`` seconds, passing again only after ``recover_after`` consecutive successes. The
+window keeps the tolerance to short outages when the watcher re-probes a suspect check faster
+than its interval (suspicion mode): more samples, the same time before a verdict. A probe that
+fails every other sample never makes a check fail, which is why a flapping endpoint cannot trigger a failover.
 
 The **down rule** (documented in README) needs user-facing evidence: a site is ``down`` when more
 than ``critical_majority`` of the workplace's critical component checks (probes through the
@@ -30,14 +32,16 @@ class Sample:
     ok: bool
     detail: str
     at: datetime
+    timed_out: bool = False  #: no answer within the probe's timeout (not a refusal or an error)
 
 
 class Check:
     """One check's hysteresis state (mutable; owned by the watcher)."""
 
     def __init__(self, name: str, kind: CheckKind, *, fail_after: int, recover_after: int,
-                 critical: bool = True) -> None:
+                 critical: bool = True, fail_window: float = 0.0) -> None:
         self.name = name
+        self.fail_window = fail_window
         self.kind = kind
         self.critical = critical
         self.fail_after = fail_after
@@ -49,7 +53,14 @@ class Check:
         self.failing_since: datetime | None = None
         self.sampled_at: datetime | None = None
 
-    def observe(self, sample: Sample) -> None:
+    @property
+    def suspect(self) -> bool:
+        """Failed recently but not (yet) failing: worth probing again soon (suspicion mode)."""
+        return self.failures > 0 and self.passing is not False
+
+    def observe(self, sample: Sample) -> bool:
+        """Feed one sample; returns True when the verdict (``passing``) changed."""
+        before = self.passing
         self.detail = sample.detail
         self.sampled_at = sample.at
         if sample.ok:
@@ -64,8 +75,14 @@ class Check:
                 self.failing_since = sample.at
             self.failures += 1
             self.successes = 0
-            if self.failures >= self.fail_after:
+            if self.failures >= self.fail_after and self._lasted(sample.at) >= self.fail_window:
                 self.passing = False
+        return self.passing is not before
+
+    def _lasted(self, now: datetime) -> float:
+        if self.fail_window <= 0 or self.failing_since is None:
+            return 0.0
+        return (now - self.failing_since).total_seconds()
 
     def result(self) -> CheckResult:
         return CheckResult(

@@ -2,7 +2,16 @@
 
 Each site has its own loop, so a site whose endpoints hang costs only its own probe timeouts; the
 controller reads the latest :class:`~failover.health.model.SiteView` of every site whenever it
-runs. Probes inside a round run concurrently, bounded by a shared semaphore.
+runs. Probes inside a round run concurrently, bounded per site (one site's slow endpoints never
+take another site's probe slots).
+
+**Suspicion mode**: a check whose probe has just failed, but that is not failing yet, is probed
+again after ``suspect_interval`` (default a quarter of the interval) instead of a whole interval,
+so a check fails as soon as its failures have lasted ``fail_window`` (by default as long as
+``fail_after`` probes one interval apart would take) and a slow full round no longer delays the
+verdict. One success resets the count, so an isolated lost probe still never fails a check.
+When a check's verdict flips, :attr:`Watcher.changed` is set so the controller decides at once
+instead of at its next cycle.
 
 Which checks a site has depends on its role: the **active** site is probed for every component
 through its ingress and for the DNS answers; a **standby** for what readiness needs (its
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +31,9 @@ from typing import Any
 from failover import s3
 from failover.config import models
 from failover.core import tasks
-from failover.health import checks, probes
+from failover.health import checks, lag, probes
 from failover.health.model import BackupRef, CheckKind, Health, SiteView
-from failover.services import Services
+from failover.services import Services, probe_pool_size
 from failover.velero import verify
 from providers.base import ClusterRef, ClusterState, Provider
 
@@ -50,16 +60,32 @@ class Watcher:
         self.cfg = services.runtime.config
         self.roles = roles
         self.sites = {s.name: SiteState(s.name) for s in self.cfg.sites}
-        self._sem = asyncio.Semaphore(self.cfg.health.concurrency)
+        self._sems = {s.name: asyncio.Semaphore(self.cfg.health.concurrency) for s in self.cfg.sites}
+        # never more probes in flight than the shared client has connections (a probe waiting for a
+        # connection inside its timeout would turn overload into an outage)
+        self._pool = asyncio.Semaphore(probe_pool_size(services.runtime))
+        #: samples taken (for benchmarks and metrics)
+        self.samples = 0
         self._tasks: list[asyncio.Task[Any]] = []
+        #: set whenever a check's verdict flips; the controller waits on it between cycles
+        self.changed = asyncio.Event()
+        self.lag = lag.LoopLag()
+        #: failed samples discarded because this process was too slow to judge them
+        self.overloaded = 0
+
+    @property
+    def suspect_interval(self) -> float:
+        h = self.cfg.health
+        return h.suspect_interval if h.suspect_interval is not None else max(0.1, h.interval / 4)
 
     # --- checks ---------------------------------------------------------------------------------
     def _check(self, state: SiteState, name: str, kind: CheckKind, *, critical: bool = True) -> checks.Check:
         check = state.checks.get(name)
         if check is None:
             h = self.cfg.health
+            window = h.fail_window if h.fail_window is not None else (h.fail_after - 1) * h.interval
             check = checks.Check(name, kind, fail_after=h.fail_after, recover_after=h.recover_after,
-                                 critical=critical)
+                                 critical=critical, fail_window=window)
             state.checks[name] = check
         return check
 
@@ -102,7 +128,7 @@ class Watcher:
 
             async def run(comp: models.Component = comp, ps: list[models.Probe] = http_probes) -> str:
                 for p in ps:
-                    await probes.http_component(svc.http, scheme=ep.ingress_scheme, port=ep.ingress_port,
+                    await probes.http_component(svc.probe_session(), scheme=ep.ingress_scheme, port=ep.ingress_port,
                                                 address=str(ep.ingress_address), fqdn=svc.runtime.fqdn(str(p.hostname)),
                                                 probe=p)
                 return "ok"
@@ -148,24 +174,39 @@ class Watcher:
         return "ok"
 
     # --- rounds ----------------------------------------------------------------------------------
-    async def round(self, name: str) -> None:
-        """Probe one site once and feed every sample to its check."""
+    async def round(self, name: str, *, only: frozenset[str] | None = None) -> None:
+        """Probe one site once and feed every sample to its check (``only``: just these checks)."""
         state = self.sites[name]
         role = self.roles().get(name, state.role)
         if role != state.role:
             state.checks.clear()  # a role change changes what is checked
             state.role = role
+            only = None
         pairs = self._probes(state)
+        if only is not None:
+            pairs = [(c, f) for c, f in pairs if c.name in only]
         h = self.cfg.health
+        sem = self._sems[name]
 
         async def one(check: checks.Check, fn: Callable[[], Awaitable[str]]) -> None:
             # object storage answers slower than an API: the bucket checks get their own timeout
             timeout = h.storage_timeout if check.name in BUCKET_CHECKS else h.timeout
-            async with self._sem:
-                check.observe(await probes.sample(fn, timeout=timeout, clock=self.services.clock))
+            async with sem, self._pool:
+                started = asyncio.get_running_loop().time()
+                result = await probes.sample(fn, timeout=timeout, clock=self.services.clock)
+            self.samples += 1
+            if result.timed_out and self.lag.worst_since(started) > timeout / 2:
+                self.overloaded += 1  # the prober was starved: no verdict
+                return
+            if check.observe(result):
+                self.changed.set()
 
         await asyncio.gather(*(one(c, f) for c, f in pairs))
-        state.rounds += 1
+        if only is None:
+            state.rounds += 1
+
+    def suspects(self, name: str) -> frozenset[str]:
+        return frozenset(c.name for c in self.sites[name].checks.values() if c.suspect)
 
     def view(self, name: str) -> SiteView:
         state = self.sites[name]
@@ -196,15 +237,38 @@ class Watcher:
         return {name: self.view(name) for name in self.sites}
 
     async def _loop(self, name: str) -> None:
-        interval = self.cfg.health.interval
+        """Full rounds every ``interval``; in between, suspect checks every ``suspect_interval``."""
+        loop = asyncio.get_running_loop()
+        interval, quick = self.cfg.health.interval, self.suspect_interval
+        # jitter: sites started together must not probe in lock-step bursts (at most a second, so the
+        # first verdict is not delayed by a long interval)
+        next_full = loop.time() + random.uniform(0, min(interval, 1.0)) if len(self.sites) > 1 else loop.time()
         while True:
-            started = asyncio.get_running_loop().time()
-            await self.round(name)
-            elapsed = asyncio.get_running_loop().time() - started
-            await asyncio.sleep(max(0.05, interval - elapsed))
+            started = loop.time()
+            if started >= next_full:
+                next_full = started + interval
+                await self.round(name)
+            else:
+                await self.round(name, only=self.suspects(name))
+            wake = next_full
+            if self.suspects(name):
+                wake = min(wake, started + quick)
+            await asyncio.sleep(max(0.01, wake - loop.time()))
+
+    async def wait_changed(self, timeout: float) -> bool:
+        """Wait until a check's verdict flips or ``timeout`` passes; True if it flipped."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.changed.wait()
+        except TimeoutError:
+            return False
+        finally:
+            self.changed.clear()
+        return True
 
     def start(self, supervisor: tasks.Supervisor | None = None) -> None:
         """One loop per site; supervised (restarted with backoff when it dies) when given one."""
+        self._tasks.append(tasks.create_guarded_task(self.lag.run(), name="loop-lag monitor", eternal=True))
         for name in self.sites:
             if supervisor is not None:
                 self._tasks.append(supervisor.supervise(f"watcher of {name}", functools.partial(self._loop, name)))

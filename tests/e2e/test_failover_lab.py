@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from failover import daemon as daemon_mod
@@ -30,7 +30,7 @@ async def assert_served_by(lab: Lab, site: str) -> None:
     ep = rt.sites[site]
     assert rt.resolver is not None
     resolver = probes.make_resolver(*rt.resolver, timeout=2)
-    async with httpx.AsyncClient(timeout=3) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as client:
         for comp in rt.profile.components:
             for p in comp.probes:
                 if p.type != "http" or not p.hostname:

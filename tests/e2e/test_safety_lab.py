@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 import yaml
 
@@ -69,7 +69,7 @@ async def assert_served_by(lab: Lab, site: str) -> None:
     ep = rt.sites[site]
     assert rt.resolver is not None
     resolver = probes.make_resolver(*rt.resolver, timeout=10)
-    async with httpx.AsyncClient(timeout=20) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as client:
         for comp in rt.profile.components:
             for p in comp.probes:
                 if p.type != "http" or not p.hostname:
