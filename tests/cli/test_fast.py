@@ -158,3 +158,13 @@ def test_watch_redraws_on_change_and_ctrl_c_exits_0(state: Path, watching: subpr
     watching.send_signal(signal.SIGINT)
     assert watching.wait(timeout=30) == 0
     assert "Traceback" not in (watching.stderr.read() if watching.stderr else "")
+
+
+def test_the_fast_paths_locate_files_as_the_loader_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from failover.config import loader, paths
+
+    assert paths.default_config_path() == loader.default_config_path()
+    monkeypatch.setenv("FAILOVER_STATE_DIR", str(tmp_path / "elsewhere"))
+    loaded = loader.load(None)
+    assert paths.state_dir(None, loaded.path) == loaded.state_dir == (tmp_path / "elsewhere").resolve()
+    assert paths.state_dir("rel", loaded.path) == (loaded.path.parent / "rel").resolve()
