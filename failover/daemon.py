@@ -46,9 +46,12 @@ from failover.playbook.observers import RunObserver
 from failover.services import Services, utcnow
 from failover.store.etcd import EtcdStore
 
-logger = logging.getLogger("failover.daemon")
+# re-exported: the CLI's read commands use them without importing the daemon
+from failover.store.queries import TERMINAL as TERMINAL
+from failover.store.queries import current_run as current_run
+from failover.store.queries import run_document as run_document
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+logger = logging.getLogger("failover.daemon")
 
 
 def playbook_dirs(runtime: Runtime) -> list[Path]:
@@ -86,14 +89,6 @@ def failed_streak(store: Any) -> tuple[controller.FailedRun, ...]:
             streak.append(controller.FailedRun(id=str(run.id), target=str((run.params or {}).get("to", "")),
                                                finished_at=run.finished_at, error=str(run.error or "")))
     return tuple(reversed(streak))
-
-
-def current_run(store: Any) -> Any | None:
-    """The newest run that is not terminal (running, pending or waiting for approval)."""
-    for run in store.list_runs(limit=20):
-        if str(run.phase) not in TERMINAL:
-            return run
-    return None
 
 
 @dataclass
@@ -487,36 +482,3 @@ def status_document(runtime: Runtime, snap: controller.Snapshot, store: Any) -> 
         "run": None if run is None else {"id": run.id, "playbook": run.playbook, "phase": run.phase,
                                          "step": run.step},
     }
-
-
-def run_document(store: Any, run_id: str) -> dict[str, Any]:
-    """A run as JSON: its record, every journaled step, and the failover's measurements."""
-    run = store.get_run(run_id)
-    steps = store.step_records(run_id)
-    summary: dict[str, Any] = {}
-    for step in steps:
-        if str(step.key) == "mark-active" and str(step.status) == "succeeded" and isinstance(step.output, dict):
-            summary = dict(step.output)
-    doc: dict[str, Any] = {
-        "id": str(run.id), "playbook": run.playbook, "kind": getattr(run, "kind", run.playbook),
-        "phase": str(run.phase), "params": run.params,
-        "created_at": _iso(getattr(run, "created_at", None)), "started_at": _iso(getattr(run, "started_at", None)),
-        "finished_at": _iso(getattr(run, "finished_at", None)), "error": getattr(run, "error", None),
-        "from": summary.get("from", (run.params or {}).get("from")),
-        "to": summary.get("to", (run.params or {}).get("to")),
-        "backup": summary.get("backup"), "outage_started_at": summary.get("outage_started_at"),
-        "detected_at": summary.get("detected_at"), "verified_at": summary.get("verified_at"),
-        "rto_s": summary.get("rto_s"), "rto_from_detection_s": summary.get("rto_from_detection_s"),
-        "data_loss_window_s": summary.get("data_loss_window_s"),
-        "steps": [{"key": str(s.key), "status": str(s.status), "attempt": getattr(s, "attempt", 1),
-                   "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
-                   "duration_s": getattr(s, "duration", None), "error": s.error, "output": s.output}
-                  for s in steps],
-    }
-    return doc
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)

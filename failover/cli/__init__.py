@@ -3,14 +3,17 @@
 Exit codes are part of the contract (DESIGN §6): 0 ok, 1 operation failed, 2 bad input (usage,
 config, playbook). Every read command takes ``--json``. Errors are printed as sentences that
 name the file, line and fix; tracebacks are only shown with ``--debug``.
+
+Start-up is part of the contract too: ``--help``, ``status``, ``history`` and ``config validate``
+answer in well under 0.3 s, so nothing heavy (asyncio, rich, pydantic, HTTP clients, the daemon,
+the engine, providers) is imported at module level here or in a command module's ``register``;
+commands import what they need when they run (``tests/cli/test_fast.py`` guards this).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import inspect
 import logging
 import sys
 from collections.abc import Sequence
@@ -29,6 +32,7 @@ COMMAND_MODULES = (
     "failover.cli.drill_cmd",
     "failover.cli.config_cmd",
     "failover.lab.cli",  # the lab registers its own command; the product never imports it
+    "failover.cli.completion",
 )
 
 
@@ -78,14 +82,21 @@ def _print_issues(exc: errors.InputError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:  # shell completion: an unfinished command line, not one to parse
+        from failover.cli import completion
+
+        return completion.answer_words(words[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     setup_logging(args.debug)
     func = args.func
     try:
         result = func(args)
-        if inspect.isawaitable(result):
-            result = asyncio.run(result)  # type: ignore[arg-type]
+        if hasattr(result, "__await__"):  # an async command: only those pay for importing asyncio
+            import asyncio
+
+            result = asyncio.run(result)
         return int(result or 0)
     except errors.InputError as exc:
         _print_issues(exc)

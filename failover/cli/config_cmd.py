@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from failover.cli import output
-from failover.config import loader
 
 
 def register(sub: Any) -> None:
@@ -24,32 +23,27 @@ def register(sub: Any) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    loaded = loader.load(args.config)
     if getattr(args, "online", False):
         from failover.cli import preflight_cmd  # the preflight needs the product's clients
+        from failover.config import loader
 
-        return preflight_cmd.online(args, loaded)
-    cfg = loaded.config
-    summary = {
-        "valid": True,
-        "file": str(loaded.path),
-        "sites": {s.name: {"provider": s.provider, "region": s.region, "role": s.role.value}
-                  for s in cfg.sites},
-        "components": len(loaded.profile.components),
-        "restore_groups": loaded.profile.groups(),
-        "warnings": list(loaded.warnings),
-    }
+        return preflight_cmd.online(args, loader.load(args.config))
+    from failover.cli import configcache  # validates, or knows the unchanged files are valid
+
+    summary = configcache.facts(args.config).summary
     if args.json:
         output.emit_json(summary)
         return 0
-    output.console.print(f"[green]ok[/green] {loaded.path}: {len(cfg.sites)} sites, "
-                         f"{len(loaded.profile.components)} components, "
-                         f"restore groups {loaded.profile.groups()}")
-    for w in loaded.warnings:
-        output.console.print(f"[yellow]warning:[/yellow] {w}")
+    color = output.color_enabled()
+    print(f"{output.paint('ok', 'green', color=color)} {summary['file']}: {len(summary['sites'])} sites, "
+          f"{summary['components']} components, restore groups {summary['restore_groups']}")
+    for w in summary["warnings"]:
+        print(f"{output.paint('warning:', 'yellow', color=color)} {w}")
     return 0
 
 
 def schema(args: argparse.Namespace) -> int:
+    from failover.config import loader
+
     print(json.dumps(loader.json_schema(), indent=2))
     return 0

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import getpass
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from failover.cli import output
-from failover.config import loader, runtime
 from failover.core import errors
+
+if TYPE_CHECKING:  # the commands import what they need when they run (fast start-up)
+    from failover.config import runtime
 
 logger = logging.getLogger("failover.cli")
 
@@ -20,6 +22,10 @@ logger = logging.getLogger("failover.cli")
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="sites, health with reasons, readiness, active site, current run")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--live", action="store_true",
+                   help="probe every site now instead of reading the daemon's last snapshot")
+    p.add_argument("--watch", action="store_true", help="redraw on every change until Ctrl-C")
+    p.add_argument("--wide", action="store_true", help="every column and every reason in full, one line per site")
     p.set_defaults(func=status)
 
     p = sub.add_parser("plan", help="dry run: what a failover would do now (changes nothing)")
@@ -40,6 +46,7 @@ def register(sub: Any) -> None:
     p.add_argument("--without-coordination", metavar="REASON", default=None,
                    help="etcd has no quorum: run from this host's local journal anyway (recorded with REASON)")
     p.add_argument("--json", action="store_true")
+    output.add_verbose_flag(p)
     p.set_defaults(func=run)
 
     p = sub.add_parser("approve", help="approve a failover run that waits for approval")
@@ -50,6 +57,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("history", help="past runs and decisions")
     p.add_argument("--limit", type=output.bounded_int(1, 10_000), default=20, help="at most this many (1-10000)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--wide", action="store_true", help="one line per run and decision, nothing wrapped or left out")
     p.set_defaults(func=history)
 
     p = sub.add_parser("daemon", help="run the failover daemon (watch, replicate, decide, act)")
@@ -69,6 +77,8 @@ def register(sub: Any) -> None:
 
 
 def _runtime(args: argparse.Namespace) -> runtime.Runtime:
+    from failover.config import loader, runtime
+
     return runtime.resolve(loader.load(args.config))
 
 
@@ -76,6 +86,8 @@ async def _probed_snapshot(d: Any, target: str) -> Any:
     """Probe rounds of every site (concurrently) until each check of ``target`` has a verdict (at
     most ``fail_after`` rounds: a check fails only after that many failed samples), then the
     controller's snapshot."""
+    import asyncio
+
     for _ in range(max(1, d.cfg.health.fail_after)):
         await asyncio.gather(*(d.watcher.round(name) for name in d.watcher.sites))
         view = d.watcher.views().get(target)
@@ -84,37 +96,10 @@ async def _probed_snapshot(d: Any, target: str) -> Any:
     return d.snapshot()
 
 
-async def status(args: argparse.Namespace) -> int:
-    from failover import daemon as daemon_mod
+def status(args: argparse.Namespace) -> int:
+    from failover.cli import reads  # the store and the tables: only when asked for
 
-    rt = _runtime(args)
-    store = daemon_mod.open_store(rt)
-    try:
-        stored = store.get_state("status")
-    except errors.TemporaryError as exc:
-        return await _status_without_coordination(args, rt, exc)
-    doc: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
-    max_age = max(10.0, rt.config.health.interval * 3)
-    if doc and _age(doc.get("updated_at")) > max_age:
-        doc = {}  # no daemon has written a status lately: look for ourselves
-    if not doc:
-        d = daemon_mod.Daemon(rt, store=store, holder="status-probe")
-        try:
-            for name in d.watcher.sites:
-                await d.watcher.round(name)
-            doc = daemon_mod.status_document(rt, d.snapshot(), store)
-            doc["source"] = "one probe round by this command (no running daemon has written a status)"
-        finally:
-            await d.services.aclose()
-    run = daemon_mod.current_run(store)
-    doc["run"] = None if run is None else {"id": str(run.id), "playbook": run.playbook, "phase": str(run.phase),
-                                           "step": doc.get("run", {}).get("step") if doc.get("run") else None}
-    doc["paused"] = bool(store.get_state("paused"))
-    if args.json:
-        output.emit_json(doc)
-        return 0
-    _print_status(doc)
-    return 0
+    return reads.status(args)
 
 
 async def _status_without_coordination(args: argparse.Namespace, rt: runtime.Runtime,
@@ -143,45 +128,11 @@ async def _status_without_coordination(args: argparse.Namespace, rt: runtime.Run
     if args.json:
         output.emit_json(doc)
     else:
+        from failover.cli import reads
+
         output.console.print(f"[red]coordination unavailable[/red]: {exc}; no automatic failover")
-        _print_status(doc)
+        reads.print_status(doc, wide=bool(getattr(args, "wide", False)))
     return 0
-
-
-def _age(stamp: Any) -> float:
-    try:
-        return (datetime.now(UTC) - datetime.fromisoformat(str(stamp))).total_seconds()
-    except ValueError:
-        return float("inf")
-
-
-def _print_status(doc: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    c = output.console
-    c.print(f"active site: [bold]{doc['active']}[/bold]   paused: {doc['paused']}   epoch: {doc.get('epoch')}")
-    if doc.get("source"):
-        c.print(f"[dim]{doc['source']}[/dim]")
-    table = Table("site", "provider", "role", "health", "ready", "lag", "why")
-    colors = {"healthy": "green", "degraded": "yellow", "down": "red", "unknown": "dim"}
-    for name, s in doc["sites"].items():
-        why = "; ".join(s["reasons"] or (s["ready_reasons"] if s["role"] == "standby" else []))
-        lag = "" if s.get("replication_lag_s") is None else f"{s['replication_lag_s']:.0f}s"
-        table.add_row(name, f"{s['provider']} {s['region']}", s["role"],
-                      f"[{colors.get(s['health'], 'white')}]{s['health']}[/]", "yes" if s["ready"] else "no",
-                      lag, why[:90])
-    c.print(table)
-    run = doc.get("run")
-    c.print("no run in progress" if not run else f"run {run['id']} ({run['playbook']}): {run['phase']}")
-    coord = doc.get("coordination") or {}
-    if coord.get("backend") == "etcd" and coord.get("available", True):
-        c.print(f"leader: {coord.get('leader')}   members: {', '.join(coord.get('members', []))}")
-        for site, votes in (coord.get("observers") or {}).items():
-            c.print(f"  {site}: " + "; ".join(f"{o} {v['health']} ({v['age_s']}s)" for o, v in votes.items()))
-    tasks_doc = (doc.get("daemon") or {}).get("tasks") or {}
-    restarted = {n: t for n, t in tasks_doc.items() if t.get("restarts")}
-    for name, t in restarted.items():
-        c.print(f"[yellow]task {name} restarted {t['restarts']}x[/yellow] (last: {t.get('last_error')})")
 
 
 async def plan(args: argparse.Namespace) -> int:
@@ -265,6 +216,8 @@ async def run(args: argparse.Namespace) -> int:
             raise errors.InputError(f"unknown site; sites: {', '.join(rt.sites)}")
         observer = live.LiveView(json_mode=args.json)
         d = daemon_mod.Daemon(rt, store=store, observers=[observer], holder=holder)
+        quiet = contextlib.nullcontext() if args.json else \
+            live.quiet_logs(rt.state_dir, name="run", verbose=args.verbose or args.debug)
         try:
             kind = "switchover" if "switchover" in args.playbook else "failover"
             refused = controller.refusals(await _probed_snapshot(d, args.to), args.to, kind, d.policy,
@@ -272,8 +225,9 @@ async def run(args: argparse.Namespace) -> int:
             override = _override(store, refused, args, kind)
             if refused and not override:
                 return _refused(refused, args)
-            record = await d.run_playbook(args.playbook, source=source, target=args.to, backup=args.backup,
-                                          allow_stale=args.allow_stale, override=override)
+            with quiet:
+                record = await d.run_playbook(args.playbook, source=source, target=args.to, backup=args.backup,
+                                              allow_stale=args.allow_stale, override=override)
         finally:
             await d.services.aclose()
     finally:
@@ -354,25 +308,16 @@ def approve(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    from failover import daemon as daemon_mod
+    from failover.cli import reads
 
-    rt = _runtime(args)
-    store = daemon_mod.open_store(rt)
-    runs = [daemon_mod.run_document(store, r.id) for r in store.list_runs(limit=args.limit)]
-    decisions = [{"at": str(d.ts), "sentence": d.sentence} for d in store.decisions(limit=args.limit)]
-    if args.json:
-        output.emit_json({"runs": runs, "decisions": decisions})
-        return 0
-    for r in runs:
-        output.console.print(f"run {r['id']} {r['playbook']} {r['phase']}: {r.get('from')} -> {r.get('to')} "
-                             f"rto={r.get('rto_s')}s data_loss_window={r.get('data_loss_window_s')}s")
-    for d in decisions:
-        output.console.print(f"{d['at']}  {d['sentence']}")
-    return 0
+    return reads.history(args)
 
 
 async def daemon(args: argparse.Namespace) -> int:
+    import asyncio
+
     from failover import daemon as daemon_mod
+    from failover.config import loader, runtime
 
     rt = runtime.resolve(loader.load(args.config), observer=args.name)
     crash = daemon_mod.CrashAfterSteps.from_env()

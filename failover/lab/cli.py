@@ -14,13 +14,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from failover.cli import output
-from failover.config import loader
 from failover.core import errors
-from failover.lab import control, extra
+from failover.lab import extra
 from failover.lab import runtime as lab_runtime
+
+if TYPE_CHECKING:
+    from failover.config import loader
+    from failover.lab import control
 
 UP_TIMEOUT = 60.0
 SUPERVISOR = "failover.lab.supervisor"
@@ -50,10 +53,13 @@ def register(sub: Any) -> None:
     down.set_defaults(func=cmd_down)
     demo = lab_sub.add_parser("demo", help="the whole story: outage, automatic failover, data-loss count")
     demo.add_argument("--json", action="store_true")
+    output.add_verbose_flag(demo)
     demo.set_defaults(func=cmd_demo)
 
 
 def _paths(args: argparse.Namespace) -> tuple[loader.Loaded, lab_runtime.LabPaths]:
+    from failover.config import loader  # pydantic: not at start-up
+
     loaded = loader.load(args.config)
     return loaded, lab_runtime.LabPaths(loaded.state_dir)
 
@@ -122,6 +128,8 @@ def _wait_ready(paths: lab_runtime.LabPaths, process: subprocess.Popen[bytes]) -
 
 
 def _control(paths: lab_runtime.LabPaths) -> control.ControlClient:
+    from failover.lab import control  # aiohttp and httpx: only for the commands that talk to the lab
+
     doc = lab_runtime.read_runtime(paths)
     if doc is None or not doc.get("control") or _supervisor_alive(paths) is None:
         raise errors.PermanentError("the lab is not running; start it with `failover lab up`")

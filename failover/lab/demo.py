@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.markup import escape
 
 from failover import daemon as daemon_mod
 from failover.cli import live, output
@@ -56,12 +58,12 @@ class _SentencePrinter(logging.Handler):
         message = record.getMessage()
         self.sentences.append({"t": round(time.monotonic() - self.t0, 2), "sentence": message})
         if not self.json_mode:
-            output.console.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/dim] [cyan]decision:[/cyan] {message}")
+            live.say(f"[dim]{time.monotonic() - self.t0:6.1f}s[/dim] [cyan]decision:[/cyan] {escape(message)}")
 
 
 def say(args: argparse.Namespace, text: str) -> None:
     if not args.json:
-        output.console.print(text)
+        live.say(text)
 
 
 async def _wait(predicate: Any, *, timeout: float, what: str, interval: float = 0.5) -> None:
@@ -86,7 +88,7 @@ async def story(args: argparse.Namespace, rt: runtime.Runtime, t0: float) -> dic
     cfg = rt.config
     source = cfg.active_site().name
     store = daemon_mod.open_store(rt)
-    view = live.LiveView(json_mode=args.json)
+    view = live.LiveView(json_mode=args.json, t0=t0)  # one clock with the decisions
     d = daemon_mod.Daemon(rt, store=store, observers=[view], holder="demo-daemon")
     daemon_task = tasks.create_guarded_task(d.run(), name="daemon", eternal=True)
     gen = gen_mod.WorkloadGenerator.for_runtime(rt, state_dir=rt.state_dir / "lab")
@@ -151,12 +153,11 @@ async def story(args: argparse.Namespace, rt: runtime.Runtime, t0: float) -> dic
 def _summary(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if args.json:
         return
-    c = output.console
-    c.print("\n[bold]6. summary[/bold] (Übungsbericht in short)")
+    live.say("\n[bold]6. summary[/bold] (Übungsbericht in short)")
     live.print_summary(result["run"])
-    c.print(f"  records written by users: {result['records_written']}; lost: {result['records_lost']}")
-    c.print(f"  after healing: active={result['active_after_heal']}, "
-            f"{result['from']} is {result['roles_after_heal'].get(result['from'])} (no flip-back)")
+    live.say(f"  records written by users: {result['records_written']}; lost: {result['records_lost']}")
+    live.say(f"  after healing: active={result['active_after_heal']}, "
+             f"{result['from']} is {result['roles_after_heal'].get(result['from'])} (no flip-back)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -164,13 +165,22 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def amain(args: argparse.Namespace) -> int:
-    t0 = time.monotonic()
-    printer = _SentencePrinter(t0, args.json)
-    logging.getLogger("failover.daemon").addHandler(printer)
-    logging.getLogger("failover.daemon").propagate = False
     loaded = loader.load(args.config)
     if loaded.config.lab is None:
         raise errors.InputError(f"{loaded.path}: the demo runs only on a lab config (it has no `lab:` section)")
+    # the view shows every step and decision: the log lines repeating them go to a file
+    quiet = contextlib.nullcontext() if args.json else live.quiet_logs(
+        Path(loaded.state_dir), name="demo", verbose=bool(getattr(args, "verbose", False) or args.debug))
+    with quiet:
+        return await _demo(args, loaded)
+
+
+async def _demo(args: argparse.Namespace, loaded: loader.Loaded) -> int:
+    t0 = time.monotonic()
+    printer = _SentencePrinter(t0, args.json)
+    logging.getLogger("failover.daemon").addHandler(printer)
+    # on screen the printer shows the decisions and the log file keeps them; --json prints them at the end
+    logging.getLogger("failover.daemon").propagate = not args.json
     say(args, "[bold]1. the lab comes up[/bold]: four providers, PowerDNS, S3, Kubernetes, openDesk")
     _cli(args, "lab", "down")
     state = Path(loaded.state_dir)

@@ -49,7 +49,7 @@ async def failover_recorded(lab: Lab) -> list[dict[str, str]]:
     await wait_for(replicated, timeout=240, what="a backup replicated to the target", interval=1.0)
     run = lab.cli("run", "failover", "--to", TARGET, "--allow-stale", "--json", timeout=420)
     assert run["phase"] == "succeeded", run
-    lab.cli("status", "--json", timeout=300)
+    lab.cli("status", "--live", "--json", timeout=300)  # a probe round of its own, not the snapshot
     status = lab.cli("lab", "status", "--json")
     return [r for site, records in status["kube_access"].items() if site != "scs-management"
             for r in records if r["user"].startswith("failover-")]
