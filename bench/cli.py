@@ -13,6 +13,7 @@ load.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -61,7 +62,9 @@ def hand_made_snapshot(state: Path) -> None:
 
 
 def main() -> None:
-    lab = "--no-lab" not in sys.argv[1:]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-lab", action="store_true", help="a hand-made snapshot instead of the lab")
+    lab = not parser.parse_args().no_lab
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         env = {**os.environ, "FAILOVER_STATE_DIR": str(state), "COLUMNS": "80"}
