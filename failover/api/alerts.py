@@ -124,7 +124,7 @@ class AlertBook:
             extra = tuple(CheckResult(name=f"alert:{a.name}", kind=CheckKind.COMPONENT, passing=False,
                                       detail=a.summary or "firing", consecutive_failures=self.fail_after,
                                       critical=self.vote, failing_since=a.starts_at) for a in alerts)
-            results = view.checks + extra
+            results = extra + view.checks  # first: a decision sentence shows the first reasons
             verdict = checks.site_health(results, critical_majority=self.critical_majority)
             health = view.health if view.health is Health.UNKNOWN else verdict.health
             views[site] = dataclasses.replace(

@@ -117,7 +117,8 @@ def fragment(parts: Parts) -> str:
     decisions = "".join(f"<li><small>{e(at[11:19])}</small> {e(text)}</li>" for at, text in parts.decisions)
     body = (f'<section id="summary"><h2>Active site: <span id="active-site">{e(active)}</span></h2>'
             f'<small>epoch {e(st.get("epoch"))} · automation {"PAUSED" if st.get("paused") else "on"} · '
-            f'updated {e(str(st.get("updated_at") or "")[11:19])} UTC</small></section>'
+            f'updated {e(str(st.get("updated_at") or "")[11:19])} UTC</small>'
+            f'<p id="decision">{e(st.get("decision") or "")}</p></section>'
             f'<section><h2>Sites</h2><div class="sites">{sites}</div></section>'
             f'{_current(st, parts.runs)}{_extras(st)}'
             f'<section id="decisions"><h2>Recent decisions</h2><ul>{decisions}</ul></section>{_history(parts.runs)}')

@@ -50,6 +50,7 @@ class Surface:
         self.metrics.alerts_firing = lambda: {s: len(a) for s, a in self.alerts.by_site().items()}
         self.metrics.task_restarts = lambda: {n: int(t["restarts"]) for n, t in daemon.supervisor.snapshot().items()}
         self.last_cycle: float | None = None
+        self.sentence = ""  #: this cycle's decision (the journal keeps it only when it changes)
         self._auth: auth.Authenticator | None = None
 
     # --- hooks called by the daemon ------------------------------------------------------------------
@@ -58,6 +59,7 @@ class Surface:
 
     def after_cycle(self, snap: controller.Snapshot, result: CycleResult) -> None:
         self.last_cycle = time.monotonic()
+        self.sentence = result.sentence
         self.metrics.observe_cycle(snap, result.decision)
         if result.run_id is not None and result.decision.acts:
             approval = result.decision.verdict.value == "request-approval"
@@ -90,6 +92,7 @@ class Surface:
         doc["run"] = None if run is None else {"id": str(run.id), "playbook": run.playbook,
                                                "phase": str(run.phase), "step": step}
         doc["paused"] = bool(self.store.get_state("paused"))
+        doc["decision"] = self.sentence or None
         doc["alerts"] = [a.to_json() for a in self.alerts.firing()]
         doc["notifications"] = self.notifier.report()
         return doc

@@ -63,7 +63,7 @@ class MatrixChannel(_Model):
 
     kind: Literal["matrix"]
     homeserver: str = Field(description="base URL of the homeserver's client-server API")
-    room: str = Field(pattern=r"^[!#].+:.+$", description="room id (!x:server) or alias (#x:server)")
+    room: str = Field(pattern=r"^[!#]\S+$", description="room id (!x…) or alias (#x:server)")
     access_token: Credential
 
 
