@@ -38,6 +38,7 @@ TOKENS = {name: secrets.token_urlsafe(24) for name in ("APPROVER", "VIEWER", "AL
 def surface_config(tmp: Path, synapse: Matrix, smtp: Mailbox) -> Path:
     path = make_config(tmp, mode="approval", rpo=900)  # a loaded machine must not make the backup stale
     data = yaml.safe_load(path.read_text())
+    data["health"].update({"timeout": 5.0, "fail_after": 4})  # a machine shared by many suites is slow
     data["api"] = {"listen": "127.0.0.1:0", "refresh_s": 1.0, "tokens": [
         {"name": "alice", "roles": ["approver"], "token": {"env": "TEST_API_APPROVER"}},
         {"name": "victor", "roles": ["viewer"], "token": {"env": "TEST_API_VIEWER"}},
