@@ -113,7 +113,8 @@ def _extras(status: dict[str, Any]) -> str:
 def fragment(parts: Parts) -> str:
     st = parts.status
     active = st.get("active")
-    sites = "".join(_site(n, s, active) for n, s in (st.get("sites") or {}).items())
+    ordered = sorted((st.get("sites") or {}).items(), key=lambda kv: (kv[0] != active, kv[1].get("role") == "fenced"))
+    sites = "".join(_site(n, s, active) for n, s in ordered)
     decisions = "".join(f"<li><small>{e(at[11:19])}</small> {e(text)}</li>" for at, text in parts.decisions)
     body = (f'<section id="summary"><h2>Active site: <span id="active-site">{e(active)}</span></h2>'
             f'<small>epoch {e(st.get("epoch"))} · automation {"PAUSED" if st.get("paused") else "on"} · '

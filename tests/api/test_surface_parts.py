@@ -155,3 +155,22 @@ def test_notification_channels_are_validated_with_file_and_line(tmp_path: Path) 
         loader.load(cfg)
     text = str(exc.value.issues[0])
     assert f"{cfg}:" in text and "unknown channel(s) chat" in text
+
+
+async def test_the_api_serves_tls_when_configured(tmp_path: Path) -> None:
+    from failover.api import server
+    from failover.config.surface import ApiConfig
+    from tests.api.conftest import _self_signed
+
+    _self_signed(tmp_path)
+    cfg = ApiConfig(listen="127.0.0.1:0", tls={"cert": tmp_path / "smtp.crt", "key": tmp_path / "smtp.key"})
+    runner, url = await server.start(None, cfg)  # type: ignore[arg-type]  # /healthz needs no daemon
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        async with httpx.AsyncClient(verify=False) as http:
+            r = await http.get(f"{url}/healthz")
+            assert r.json() == {"status": "ok"}
+            refused = await http.post(f"{url}/api/v1/pause")  # no token: refused before the daemon is asked
+            assert refused.status_code == 401 and refused.json()["error"].startswith("a bearer token")
+    finally:
+        await runner.cleanup()
