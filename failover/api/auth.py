@@ -10,12 +10,16 @@ masked in every log line.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from failover.config.surface import ApiToken
+from failover.core import errors
+
+logger = logging.getLogger(__name__)
 
 
 class Permission(StrEnum):
@@ -57,7 +61,15 @@ class TokenAuthenticator:
 
     @classmethod
     def from_config(cls, tokens: Iterable[ApiToken]) -> TokenAuthenticator:
-        return cls((t.token.read(f"api token {t.name}"), Operator(t.name, tuple(t.roles))) for t in tokens)
+        """Read every token now; one whose secret is missing is left out (logged), not fatal: the
+        status page and the other operators keep working."""
+        found: list[tuple[str, Operator]] = []
+        for t in tokens:
+            try:
+                found.append((t.token.read(f"api token {t.name}"), Operator(t.name, tuple(t.roles))))
+            except errors.FailoverError as exc:
+                logger.warning("API token of %s left out: %s", t.name, exc)
+        return cls(found)
 
     def authenticate(self, token: str) -> Operator | None:
         given = token.encode()

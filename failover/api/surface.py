@@ -108,6 +108,7 @@ class Surface:
         from failover.api import server
 
         assert self.api_cfg is not None
+        self._auth = auth.TokenAuthenticator.from_config(self.api_cfg.tokens)  # read the secrets once, now
         runner, url = await server.start(self, self.api_cfg)
         self.url = url
         info = self.daemon.runtime.state_dir / "api.json"

@@ -292,6 +292,13 @@ class Config(_Model):
             raise ValueError("exactly one site must have role: active")
         return sites
 
+    @model_validator(mode="after")
+    def _notification_sites(self) -> Config:
+        unknown = sorted(set(self.notifications.sites) - {s.name for s in self.sites}) if self.notifications else []
+        if unknown:
+            raise ValueError(f"notifications.sites: unknown site(s) {', '.join(unknown)}")
+        return self
+
     def site(self, name: str) -> Site:
         for s in self.sites:
             if s.name == name:

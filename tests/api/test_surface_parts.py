@@ -174,3 +174,13 @@ async def test_the_api_serves_tls_when_configured(tmp_path: Path) -> None:
             assert refused.status_code == 401 and refused.json()["error"].startswith("a bearer token")
     finally:
         await runner.cleanup()
+
+
+def test_notification_sites_must_be_sites(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    lab = (REPO / "config" / "lab.yaml").read_text().replace("workplaces/", str(REPO / "config" / "workplaces") + "/")
+    cfg.write_text(lab + "notifications:\n  channels: {hook: {kind: webhook, url: 'http://127.0.0.1:9/'}}\n"
+                   "  sites: {ionos-de-fr: [hook]}\n")
+    with pytest.raises(errors.InputError) as exc:
+        loader.load(cfg)
+    assert "unknown site(s) ionos-de-fr" in str(exc.value.issues[0])
