@@ -202,14 +202,14 @@ def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mailbox]:
 
 async def chromium(url: str, tmp: Path, *, screenshot: Path | None = None, size: str = "1200,1500",
                    budget_ms: int = 0) -> str:
-    """Load ``url`` in headless Chromium; return the DOM (or "" after a screenshot)."""
+    """Load ``url`` in headless Chromium; return the DOM (and take a screenshot, if asked)."""
     profile = tmp / f"chromium-{secrets.token_hex(4)}"
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
             f"--user-data-dir={profile}", f"--window-size={size}"]
     if budget_ms:
         args.append(f"--virtual-time-budget={budget_ms}")
-    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    args += [f"--screenshot={screenshot}", "--dump-dom"] if screenshot else ["--dump-dom"]
     proc = await asyncio.create_subprocess_exec(*args, url, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=90)

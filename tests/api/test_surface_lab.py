@@ -154,8 +154,7 @@ async def test_lab_failover_through_the_operations_surface(
         assert value(before, "failover_last_run_rto_seconds") is None
         assert (value(before, "failover_probe_duration_seconds_count", site=ACTIVE, kind="kube") or 0) > 0
         epoch_before = value(before, "failover_fencing_epoch")
-        dom = await chromium(f"{url}/", tmp_path, budget_ms=2500)
-        await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-before.png")
+        dom = await chromium(f"{url}/", tmp_path, budget_ms=2500, screenshot=tmp_path / "page-before.png")
         assert f'<span id="active-site">{ACTIVE}</span>' in dom and 'data-phase="none"' in dom
         assert re.search(r'data-refreshes="\d+"', dom), "the page did not refresh itself"
 
@@ -212,8 +211,7 @@ async def test_lab_failover_through_the_operations_surface(
             return doc if any(s["status"] == "succeeded" for s in doc["steps"]) else None
 
         await wait_for(progressing, timeout=240, what="a succeeded step of the approved run")
-        dom = await chromium(f"{url}/", tmp_path)
-        await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-during.png")
+        dom = await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-during.png")
         if f'data-run="{run_id}" data-phase="running"' in dom:  # the usual case: restores take seconds
             assert re.search(r'data-step="fence" data-status="succeeded"', dom)
         else:  # a fast machine finished the run while Chromium started
@@ -238,9 +236,9 @@ async def test_lab_failover_through_the_operations_surface(
         assert (value(after, "failover_decisions_total", verdict="request-approval") or 0) >= 1
         assert (value(after, "failover_fencing_epoch") or 0) > (epoch_before or 0)
         assert value(after, "failover_alerts_received_total", status="firing") == 1
-        dom = await chromium(f"{url}/", tmp_path)
-        await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-after.png")
-        await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-phone.png", size="412,1400")
+        dom = await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-after.png")
+        phone = await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-phone.png", size="412,1400")
+        assert 'name="viewport"' in phone and f'<span id="active-site">{TARGET}</span>' in phone
         assert f'<span id="active-site">{TARGET}</span>' in dom
         assert re.search(rf'<tr data-run="{run_id}">.*?succeeded.*?<td class="rto">\d+\.\d s</td>', dom)
         if os.environ.get("FAILOVER_UPDATE_DOCS"):
