@@ -243,6 +243,11 @@ async def test_lab_failover_through_the_operations_surface(
         assert re.search(rf'<tr data-run="{run_id}">.*?succeeded.*?<td class="rto">\d+\.\d s</td>', dom)
         if os.environ.get("FAILOVER_UPDATE_DOCS"):
             shutil.copy(tmp_path / "page-during.png", REPO / "docs" / "status-page.png")
+        keep = os.environ.get("FAILOVER_TEST_ARTIFACTS")  # CI: keep the screenshots beyond pytest's tmp rotation
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for artifact in [*tmp_path.glob("page-*.png"), *tmp_path.glob("metrics-*.txt")]:
+                shutil.copy(artifact, Path(keep) / artifact.name)
 
         # --- notices: delivered to the room and the mailbox; the unreachable ones reported ---------
         sentence = next(x.sentence for x in d.store.decisions(limit=50)
