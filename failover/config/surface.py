@@ -7,6 +7,7 @@ config) so the surface's settings read as one piece. Tokens and passwords are
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -103,6 +104,10 @@ class NotificationsConfig(_Model):
 
     @model_validator(mode="after")
     def _known_channels(self) -> NotificationsConfig:
+        bad = [n for n in self.channels if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", n)]
+        if bad:
+            raise ValueError(f"notifications.channels: name(s) {', '.join(map(repr, bad))} may only use letters, "
+                             "digits, '.', '_' and '-'")
         for site, names in self.sites.items():
             unknown = [n for n in names if n not in self.channels]
             if unknown:
