@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from failover import controller
+from failover.core import errors
 from failover.health.model import Health
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -76,8 +77,13 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._sites()
-        yield from self._control()
-        yield from self._runs()
+        up = GaugeMetricFamily("failover_store_up", "1 when the store (SQLite or etcd) answered this scrape")
+        try:
+            families = [*self._control(), *self._runs()]
+        except errors.FailoverError:  # etcd unreachable: the site series still tell what is known
+            families = []
+        up.add_metric([], 1.0 if families else 0.0)
+        yield from (*families, up)
 
     def _sites(self) -> Iterator[Metric]:
         snap = self.m.snapshot

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from failover.core import errors
 from failover.health import checks
 from failover.health.model import CheckKind, CheckResult, Health, SiteView
 from failover.store import JSON
@@ -84,6 +85,7 @@ class AlertBook:
         self.fail_after = fail_after
         self.critical_majority = critical_majority
         self.clock = clock
+        self._last: dict[str, SiteAlert] = {}
 
     def receive(self, message: WebhookMessage) -> dict[str, int]:
         """Record a webhook; returns how many alerts were taken, resolved, and ignored (no known site)."""
@@ -135,7 +137,10 @@ class AlertBook:
 
     # --- persistence -----------------------------------------------------------------------------
     def _load(self) -> dict[str, SiteAlert]:
-        raw = self.store.get_state(STATE_KEY)
+        try:
+            raw = self.store.get_state(STATE_KEY)
+        except errors.FailoverError:  # the store cannot answer (etcd): the alerts last read
+            return dict(self._last)
         out: dict[str, SiteAlert] = {}
         if isinstance(raw, dict):
             for key, item in raw.items():
@@ -143,6 +148,7 @@ class AlertBook:
                     out[key] = SiteAlert(key, str(item.get("site")), str(item.get("name")),
                                          str(item.get("summary") or ""), _parse(item.get("starts_at")),
                                          _parse(item.get("ends_at")))
+        self._last = out
         return out
 
     def _save(self, book: dict[str, SiteAlert]) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from failover.api import alerts as alerts_mod
 from failover.api import auth
-from failover.core import tasks
+from failover.core import errors, tasks
 from failover.health.model import SiteView
 from failover.metrics import Metrics
 from failover.notify.notifier import Notifier
@@ -63,7 +63,10 @@ class Surface:
         self.metrics.observe_cycle(snap, result.decision)
         if result.run_id is not None and result.decision.acts:
             approval = result.decision.verdict.value == "request-approval"
-            self.notifier.run_created(result.run_id, approval=approval, sentence=result.sentence)
+            try:
+                self.notifier.run_created(result.run_id, approval=approval, sentence=result.sentence)
+            except errors.FailoverError as exc:  # a notice must never cost a cycle
+                logger.warning("cannot queue the notice for run %s: %s", result.run_id, exc)
 
     # --- helpers for the handlers ----------------------------------------------------------------
     def link(self, run_id: str) -> str | None:

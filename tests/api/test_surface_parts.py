@@ -186,3 +186,22 @@ def test_notification_sites_must_be_sites(tmp_path: Path) -> None:
     with pytest.raises(errors.InputError) as exc:
         loader.load(cfg)
     assert "unknown site(s) ionos-de-fr" in str(exc.value.issues[0])
+
+
+class _UnreachableStore:
+    """A store whose backend (etcd) cannot answer: every read raises TemporaryError."""
+
+    def __getattr__(self, name: str) -> object:
+        def fail(*args: object, **kwargs: object) -> object:
+            raise errors.TemporaryError("etcd: connection refused")
+        return fail
+
+
+def test_metrics_and_alerts_survive_a_store_that_cannot_answer(tmp_path: Path) -> None:
+    from failover.metrics import Metrics
+
+    exposition = Metrics(store=_UnreachableStore(), clock=lambda: NOW).render().decode()
+    assert "failover_store_up 0.0" in exposition and "failover_fencing_epoch" not in exposition
+    book = alerts.AlertBook(_UnreachableStore(), {"a": 1}, vote=False, fail_after=3, critical_majority=0.5,
+                            clock=lambda: NOW)
+    assert book.apply({"a": _view("a")})["a"].health is Health.HEALTHY
