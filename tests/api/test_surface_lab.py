@@ -171,7 +171,9 @@ async def test_lab_failover_through_the_operations_surface(
 
         async def alert_in_decision() -> dict[str, Any] | None:
             doc = await status()
-            return doc if "alert:HighErrorRate: 5xx above 5%" in (doc.get("decision") or "") else None
+            shown = "alert:HighErrorRate: 5xx above 5%" in (doc.get("decision") or "") and \
+                doc["sites"][ACTIVE]["reasons"][:1] == ["alert:HighErrorRate: 5xx above 5%"]
+            return doc if shown else None  # the decision is live; the stored site view follows within seconds
 
         doc = await wait_for(alert_in_decision, timeout=60, what="the alert in the decision sentence")
         assert doc["sites"][ACTIVE]["health"] == "degraded" and doc["run"] is None
