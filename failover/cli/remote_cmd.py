@@ -4,6 +4,7 @@ daemon's API (:mod:`failover.api.client`) instead of the local state directory."
 from __future__ import annotations
 
 import argparse
+
 from failover.api.client import ApiClient
 from failover.cli import output
 
