@@ -33,6 +33,7 @@ from typing import Any
 
 from failover import controller, identity, replicate, s3
 from failover.actions import fence as fence_actions
+from failover.api import surface as surface_mod
 from failover.config import models
 from failover.config.runtime import Runtime
 from failover.core import errors, resources, secrets, tasks
@@ -135,6 +136,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self.lags: dict[str, replicate.StandbyLag] = {}
         self.replicator = replicate.Replicator(clock=self.services.clock)
+        self.surface = surface_mod.Surface(self)  # API, metrics, alerts in, notifications out
 
     def roles(self) -> dict[str, str]:
         """The sites' roles; the last known ones while the store cannot answer (watching goes on)."""
@@ -150,6 +152,7 @@ class Daemon:
         for name, lag in self.lags.items():
             if name in views:
                 views[name] = _with_lag(views[name], lag.lag_s)
+        views = self.surface.adjust(views)
         run = current_run(self.store)
         summary = None
         if run is not None:
@@ -212,6 +215,7 @@ class Daemon:
         if now - self._status_written >= max(2.0, self.cfg.health.interval):  # a few writes, not one a cycle
             self.store.set_state("status", self.status_document(snap))
             self._status_written = now
+        self.surface.after_cycle(snap, result)
         return self._log(result)
 
     def _keep_lease(self) -> bool:
@@ -411,6 +415,7 @@ class Daemon:
             self.watcher.start(self.supervisor)
             self.supervisor.supervise("replicator", self._replicator)
             self.supervisor.supervise("re-fencer", self._refencer)
+            self.surface.start(self.supervisor)  # API server, notification delivery
             if isinstance(self.store, EtcdStore):
                 self.supervisor.supervise("lease watch", self._lease_watch)
             await self.supervisor.supervise("controller", self._controller)
@@ -475,6 +480,7 @@ def status_document(runtime: Runtime, snap: controller.Snapshot, store: Any) -> 
                 "ready": v.ready, "ready_reasons": list(v.ready_reasons),
                 "replication_lag_s": v.replication_lag_s,
                 "newest_backup": v.newest_backup.name if v.newest_backup else None,
+                "backup_age_s": (snap.now - v.newest_backup.completed_at).total_seconds() if v.newest_backup else None,
                 "provider_state": v.provider_state,
                 "checks": {c.name: {"passing": c.passing, "detail": c.detail} for c in v.checks},
             } for name, v in snap.sites.items()

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None,
                         help="config file (default: $FAILOVER_CONFIG or the embedded lab config)")
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="log lines as text (default) or one JSON object per line (for log shippers)")
     parser.add_argument("--version", action="version", version=f"failover {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -62,12 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(debug: bool) -> None:
+def setup_logging(debug: bool, log_format: str = "text") -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if log_format == "json":
+        from failover.cli.logformat import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     if not debug:
         for noisy in ("aiohttp.access", "botocore", "aiobotocore", "urllib3", "httpx", "kubernetes_asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -89,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return completion.answer_words(words[1:])
     parser = build_parser()
     args = parser.parse_args(words)
-    setup_logging(args.debug)
+    setup_logging(args.debug, args.log_format)
     func = args.func
     try:
         result = func(args)

@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
                    help="probe every site now instead of reading the daemon's last snapshot")
     p.add_argument("--watch", action="store_true", help="redraw on every change until Ctrl-C")
     p.add_argument("--wide", action="store_true", help="every column and every reason in full, one line per site")
+    _remote_options(p)
     p.set_defaults(func=status)
 
     p = sub.add_parser("plan", help="dry run: what a failover would do now (changes nothing)")
@@ -51,13 +52,15 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("approve", help="approve a failover run that waits for approval")
     p.add_argument("run_id")
-    p.add_argument("--by", default=None, help="who approves (default: the login name)")
+    p.add_argument("--by", default=None, help="who approves (default: the login name; with --server: the token's)")
+    _remote_options(p)
     p.set_defaults(func=approve)
 
     p = sub.add_parser("history", help="past runs and decisions")
     p.add_argument("--limit", type=output.bounded_int(1, 10_000), default=20, help="at most this many (1-10000)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--wide", action="store_true", help="one line per run and decision, nothing wrapped or left out")
+    _remote_options(p)
     p.set_defaults(func=history)
 
     p = sub.add_parser("daemon", help="run the failover daemon (watch, replicate, decide, act)")
@@ -73,7 +76,23 @@ def register(sub: Any) -> None:
 
     for name, value in (("pause", True), ("resume", False)):
         p = sub.add_parser(name, help=f"{name} automatic failover (the daemon keeps watching)")
+        _remote_options(p)
         p.set_defaults(func=_pause, paused=value)
+
+
+def _remote_options(p: Any) -> None:
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="talk to a remote daemon's API (e.g. https://failover.example:8480)")
+    p.add_argument("--token", default=None, help="operator bearer token (default: $FAILOVER_TOKEN)")
+
+
+def _remote(args: argparse.Namespace, command: str) -> int:
+    """``--server``: the command through the daemon's API (failover.cli.remote_cmd)."""
+    import asyncio
+
+    from failover.cli import remote_cmd
+
+    return int(asyncio.run(getattr(remote_cmd, command)(args)))
 
 
 def _runtime(args: argparse.Namespace) -> runtime.Runtime:
@@ -99,6 +118,8 @@ async def _probed_snapshot(d: Any, target: str) -> Any:
 def status(args: argparse.Namespace) -> int:
     from failover.cli import reads  # the store and the tables: only when asked for
 
+    if args.server:
+        return _remote(args, "status")
     return reads.status(args)
 
 
@@ -295,6 +316,8 @@ def _run_store(args: argparse.Namespace, rt: runtime.Runtime) -> Any:
 def approve(args: argparse.Namespace) -> int:
     from failover import daemon as daemon_mod
 
+    if args.server:
+        return _remote(args, "approve")
     rt = _runtime(args)
     store = daemon_mod.open_store(rt)
     run_record = store.get_run(args.run_id)
@@ -310,6 +333,8 @@ def approve(args: argparse.Namespace) -> int:
 def history(args: argparse.Namespace) -> int:
     from failover.cli import reads
 
+    if args.server:
+        return _remote(args, "history")
     return reads.history(args)
 
 
@@ -336,6 +361,8 @@ async def daemon(args: argparse.Namespace) -> int:
 def _pause(args: argparse.Namespace) -> int:
     from failover import daemon as daemon_mod
 
+    if args.server:
+        return _remote(args, "set_paused")
     rt = _runtime(args)
     store = daemon_mod.open_store(rt)
     store.set_state("paused", bool(args.paused))

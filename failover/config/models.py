@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failover.config import bounds
+from failover.config.surface import ApiConfig, NotificationsConfig
 from providers.base import ClusterRef, Credential, ProviderKind, ProviderSettings
 
 
@@ -277,6 +278,8 @@ class Config(_Model):
     notify: tuple[str, ...] = ()  #: webhook URLs
     coordination: Coordination = Coordination()
     lab: LabConfig | None = None  #: present: this config describes the lab
+    api: ApiConfig | None = None  #: the daemon's HTTP API, metrics and status page
+    notifications: NotificationsConfig | None = None  #: Matrix, e-mail, webhook channels
 
     @field_validator("sites")
     @classmethod
@@ -288,6 +291,13 @@ class Config(_Model):
         if sum(1 for s in sites if s.role is Role.ACTIVE) != 1:
             raise ValueError("exactly one site must have role: active")
         return sites
+
+    @model_validator(mode="after")
+    def _notification_sites(self) -> Config:
+        unknown = sorted(set(self.notifications.sites) - {s.name for s in self.sites}) if self.notifications else []
+        if unknown:
+            raise ValueError(f"notifications.sites: unknown site(s) {', '.join(unknown)}")
+        return self
 
     def site(self, name: str) -> Site:
         for s in self.sites:

@@ -77,6 +77,8 @@ class Watcher:
     def suspect_interval(self) -> float:
         h = self.cfg.health
         return h.suspect_interval if h.suspect_interval is not None else max(0.1, h.interval / 4)
+        #: called with (site, check kind, seconds) after each probe (the daemon's latency histogram)
+        self.on_sample: Callable[[str, str, float], None] | None = None
 
     # --- checks ---------------------------------------------------------------------------------
     def _check(self, state: SiteState, name: str, kind: CheckKind, *, critical: bool = True) -> checks.Check:
@@ -195,6 +197,8 @@ class Watcher:
                 started = asyncio.get_running_loop().time()
                 result = await probes.sample(fn, timeout=timeout, clock=self.services.clock)
             self.samples += 1
+            if self.on_sample is not None:
+                self.on_sample(name, check.kind.value, asyncio.get_running_loop().time() - started)
             if result.timed_out and self.lag.worst_since(started) > timeout / 2:
                 self.overloaded += 1  # the prober was starved: no verdict
                 return

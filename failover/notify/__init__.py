@@ -1,0 +1,1 @@
+"""Notifications out: Matrix, e-mail and webhook channels behind a persistent outbox."""
