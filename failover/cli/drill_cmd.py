@@ -109,7 +109,7 @@ def _print_result(r: DrillResult) -> None:
         mark = "[green]ok[/green]" if e.passed else "[red]FAILED[/red]"
         c.print(f"  {mark} {e.name}: expected {output_escape(e.expected)}; got {output_escape(e.actual)}")
     for f in r.findings:
-        c.print(f"  finding [{f.severity}] {output_escape(f.title)}: {output_escape(f.detail)}")
+        c.print(f"  finding \\[{f.severity}] {output_escape(f.title)}: {output_escape(f.detail)}")
     c.print(f"  the Übungsbericht: `failover drill report {r.id} --format md|html|json`")
 
 

@@ -62,7 +62,7 @@ def check(sc: Scenario, r: DrillResult, *, resolve: dict[str, str], health_seen:
     return out
 
 
-def derive(sc: Scenario, r: DrillResult, *, not_ready: dict[str, set[str]], rpo: float,
+def derive(sc: Scenario, r: DrillResult, *, not_ready: dict[str, dict[str, str]], rpo: float,
            standbys: Iterable[str]) -> list[Finding]:
     m, out = r.measurements, []
     for e in r.expectations:
@@ -74,7 +74,7 @@ def derive(sc: Scenario, r: DrillResult, *, not_ready: dict[str, set[str]], rpo:
         out.append(Finding(severity="critical", title="Übung abgebrochen", detail=r.error,
                            measure="Ursache beheben und die Übung wiederholen"))
     for site in standbys:
-        reasons = sorted(not_ready.get(site, set()))
+        reasons = sorted(not_ready.get(site, {}).values())
         if reasons:
             out.append(Finding(severity="warning", title=f"Standby {site} zeitweise nicht bereit",
                                detail="; ".join(reasons)[:500],
@@ -93,7 +93,7 @@ def derive(sc: Scenario, r: DrillResult, *, not_ready: dict[str, set[str]], rpo:
         if step.status == "failed":
             out.append(Finding(severity="warning", title=f"Schritt {step.key} fehlgeschlagen (Versuch {step.attempt})",
                                detail=step.detail or "no detail", measure="Fehlerursache im Journal prüfen"))
-    if m.rto_s is not None and m.dns_ttl_s:
+    if m.rto_s is not None and m.dns_ttl_s and m.failover_run is not None:
         effective = m.rto_s + m.dns_ttl_s
         goal = sc.goals.rto
         over = goal is not None and effective > goal

@@ -145,6 +145,8 @@ def render(rep: Report) -> str:
                             "Einspielungen, Entscheidungen, Schritte; Linien: Störung, Ausfall, "
                             "Umschaltung.</figcaption></figure>")
             body.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.startswith("- "):
+            body.append(f"<ul><li>{_inline(line[2:])}</li></ul>")
         elif line[:1].isdigit() and ". " in line[:4]:
             severity = line.split("[", 1)[1].split("]", 1)[0] if "[" in line else ""
             body.append(f'<p class="{escape(severity)}">{_inline(line)}</p>')

@@ -24,7 +24,8 @@ class HealthSampler:
         self.store = store
         self.interval = interval
         self.samples: list[HealthSample] = []
-        self.reasons: dict[str, set[str]] = {}  #: standby -> every not-ready reason seen
+        self.reasons: dict[str, dict[str, str]] = {}  #: standby -> check -> last not-ready reason
+        self.since: datetime | None = None  #: reasons count from here (T0); before is warm-up
         self._last: dict[str, tuple[str, str, bool]] = {}
 
     def status(self) -> dict[str, Any]:
@@ -34,11 +35,17 @@ class HealthSampler:
     def sample(self, at: datetime) -> None:
         for name, site in (self.status().get("sites") or {}).items():
             key = (str(site.get("role")), str(site.get("health")), bool(site.get("ready")))
-            if site.get("role") == "standby" and not site.get("ready"):
-                self.reasons.setdefault(name, set()).update(str(r) for r in site.get("ready_reasons") or [])
+            if site.get("role") == "standby" and not site.get("ready") and self.since and at >= self.since:
+                for reason in site.get("ready_reasons") or []:
+                    check = str(reason).split(":", 1)[0]
+                    self.reasons.setdefault(name, {})[check] = str(reason)
             if self._last.get(name) != key:
                 self._last[name] = key
                 self.samples.append(HealthSample(ts=at, site=name, role=key[0], health=key[1], ready=key[2]))
+
+    def restart(self, at: datetime) -> None:
+        self._last.clear()
+        self.sample(at)
 
     async def run(self, clock: Any) -> None:
         while True:

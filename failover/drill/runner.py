@@ -120,7 +120,8 @@ class Drill:
         users_stopped = False
         try:
             await self._steady(sampler)
-            result.measurements.t0 = t0 = now()
+            result.measurements.t0 = t0 = sampler.since = now()
+            sampler.restart(t0)  # every site's state at T0 opens the timeline
             self.journal.event(row.seq, "t0", "T0: steady state reached, timeline starts")
             await self._timeline(row, result, t0)
             first_fault = next((i.ts for i in result.injects if i.what != "note"), None)
