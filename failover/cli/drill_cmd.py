@@ -70,7 +70,11 @@ def _load(args: argparse.Namespace, name: str) -> tuple[loader.Loaded, scenario.
 
 async def run(args: argparse.Namespace) -> int:
     loaded, sc = _load(args, args.scenario)
-    rt = runtime.resolve(loaded)
+    if sc.type is scenario.DrillType.TABLETOP:  # nothing is reached: no endpoints to resolve
+        rt = runtime.Runtime(loaded=loaded, sites={}, providers={}, resolver=None,
+                             zone=loaded.config.workplace.zone, hostnames={})
+    else:
+        rt = runtime.resolve(loaded)
     world: runner.WorldDriver | None = None
     if sc.type is scenario.DrillType.LAB:
         if loaded.config.lab is None or rt.lab is None:

@@ -197,7 +197,10 @@ def _references(located: yamlpos.Located, sc: Scenario, cfg: models.Config,
 
 def load(path: Path, cfg: models.Config, profile: models.WorkplaceProfile) -> Scenario:
     """Load and validate one scenario; ScenarioError lists every problem with file:line."""
-    located = yamlpos.load_file(path)
+    try:
+        located = yamlpos.load_file(path)
+    except errors.ConfigError as exc:
+        raise ScenarioError(exc.issues) from None
     if not isinstance(located.data, dict):
         raise ScenarioError([located.issue((), "a scenario must be a mapping (name, type, timeline, ...)")])
     try:
