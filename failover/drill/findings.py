@@ -20,7 +20,7 @@ def _fmt(value: float | None, unit: str = "s") -> str:
 
 
 def check(sc: Scenario, r: DrillResult, *, resolve: dict[str, str], health_seen: dict[str, set[str]],
-          failover_started: bool) -> list[ExpectationResult]:
+          failover_started: bool, not_ready: dict[str, dict[str, str]]) -> list[ExpectationResult]:
     ex, m, out = sc.expectations, r.measurements, []
     if ex.takes_over:
         site = resolve.get(ex.takes_over, ex.takes_over)
@@ -54,6 +54,13 @@ def check(sc: Scenario, r: DrillResult, *, resolve: dict[str, str], health_seen:
         out.append(ExpectationResult(name="restored_backup", expected=f"{ex.restored_backup} backup ({want})",
                                      actual=str(m.backup or "none restored"),
                                      passed=want is not None and m.backup == want and m.run_phase == "succeeded"))
+    if ex.standby_ready is not None:
+        standby = resolve.get("standby", "")
+        lost = sorted(not_ready.get(standby, {}).values())
+        actual = f"not ready: {'; '.join(lost)}" if lost else "ready throughout"
+        out.append(ExpectationResult(name="standby_ready", expected=f"{standby} " + (
+            "ready throughout" if ex.standby_ready else "not ready at some point"), actual=actual[:300],
+            passed=bool(lost) != ex.standby_ready))
     for site, health in ex.site_health.items():
         name = resolve.get(site, site)
         seen = health_seen.get(name, set())

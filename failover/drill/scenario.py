@@ -119,6 +119,8 @@ class Expectations(_Model):
     no_action: bool = Field(default=False, description="no failover run may start")
     restored_backup: str | None = Field(default=None, pattern="^(newest|previous)$",
                                         description="which backup (at the first inject) the run restores")
+    standby_ready: bool | None = Field(default=None, description="false: the standby lost its readiness "
+                                       "during the drill; true: it stayed ready throughout")
     site_health: dict[str, str] = Field(default_factory=dict,
                                         description="site -> health it must show at some point")
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from failover.store import sqlite
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,6 +27,12 @@ class DrillLab:
     config: Path
     state: Path
     daemon: subprocess.Popen[bytes] | None = None
+
+    def daemon_log(self, lines: int = 25) -> str:
+        path = self.state.parent / "daemon.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(line for line in text.splitlines() if "failover.daemon" in line or "WARN" in line
+                         or "ERROR" in line)[-4000:]
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "FAILOVER_STATE_DIR": str(self.state), "FAILOVER_NODE": "drill-test-daemon"}
@@ -45,7 +54,8 @@ def write_config(directory: Path, **policy: Any) -> Path:
     """The lab config with test timings; cool-down 0 so that two failover drills run in one lab."""
     data = yaml.safe_load((REPO / "config" / "lab.yaml").read_text())
     data["workplace"]["profile"] = str(REPO / "config" / "workplaces" / "opendesk.yaml")
-    data["health"].update({"interval": 1.0, "timeout": 2.0, "storage_timeout": 10.0, "fail_after": 3,
+    # probe timeouts with a margin: the test machine is shared and often loaded far beyond its cores
+    data["health"].update({"interval": 1.0, "timeout": 4.0, "storage_timeout": 15.0, "fail_after": 3,
                            "recover_after": 2})
     data["lab"].update({"backup_interval": "@every 5s", "sync_period": 0.5, "ready_delay": 0.3,
                         "restore_item_delay": 0.0, "slow_latency": 3.0})
@@ -53,6 +63,22 @@ def write_config(directory: Path, **policy: Any) -> Path:
     path = directory / "lab.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def _wait_for_lease(lab: DrillLab, timeout: float = 90) -> None:
+    """The daemon holds the lease (so a drill uses it instead of starting its own)."""
+    deadline = time.monotonic() + timeout
+    store = None
+    while time.monotonic() < deadline:
+        assert lab.daemon is not None and lab.daemon.poll() is None, "the daemon exited"
+        db = lab.state / "failover.db"
+        if store is None and db.exists():
+            store = sqlite.SqliteStore(db)
+        if store is not None and store.lease_holder() == "drill-test-daemon":
+            store.close()
+            return
+        time.sleep(0.2)
+    raise AssertionError("the daemon did not take the lease")
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +93,7 @@ def drill_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillLab]:
     lab.daemon = subprocess.Popen([sys.executable, "-m", "failover.cli", "--config", str(lab.config), "daemon"],
                                   env=lab.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        _wait_for_lease(lab)
         yield lab
     finally:
         lab.daemon.send_signal(signal.SIGTERM)

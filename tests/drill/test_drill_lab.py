@@ -45,34 +45,35 @@ def runtime_of(lab: DrillLab) -> runtime.Runtime:
     return runtime.resolve(loader.load(lab.config))
 
 
-def assert_passed(code: int, doc: dict[str, Any]) -> None:
+def assert_passed(code: int, doc: dict[str, Any], lab: DrillLab | None = None) -> None:
     failed = [e for e in doc["expectations"] if not e["passed"]]
-    assert code == 0 and doc["outcome"] == "passed" and not failed, (doc.get("error"), failed, doc["findings"])
+    assert code == 0 and doc["outcome"] == "passed" and not failed, (
+        doc.get("error"), failed, doc["findings"], lab.daemon_log() if lab else "")
 
 
 def test_component_failure_degrades_without_failover(drill_lab: DrillLab) -> None:
     code, doc = drill_lab.drill("component-failure")
-    assert_passed(code, doc)
+    assert_passed(code, doc, drill_lab)
     assert doc["measurements"]["failover_run"] is None
     assert doc["measurements"]["records_written"] > 0 and doc["measurements"]["records_lost"] == 0
 
 
 def test_flapping_network_never_fails_over(drill_lab: DrillLab) -> None:
     code, doc = drill_lab.drill("flapping-network")
-    assert_passed(code, doc)
+    assert_passed(code, doc, drill_lab)
     assert [i["what"] for i in doc["injects"]] == ["down", "heal"] * 3
 
 
 def test_dns_provider_outage_no_failover_and_standbys_not_ready(drill_lab: DrillLab) -> None:
     code, doc = drill_lab.drill("dns-provider-outage")
-    assert_passed(code, doc)
+    assert_passed(code, doc, drill_lab)
     not_ready = [f for f in doc["findings"] if "nicht bereit" in f["title"]]
     assert not_ready and all("dns-api" in f["detail"] for f in not_ready), doc["findings"]
 
 
 def test_standby_storage_lost_no_ready_standby_no_failover(drill_lab: DrillLab) -> None:
     code, doc = drill_lab.drill("standby-storage-lost")
-    assert_passed(code, doc)
+    assert_passed(code, doc, drill_lab)
     titles = {f["title"] for f in doc["findings"]}
     assert {f"Standby {s} zeitweise nicht bereit" for s in (STANDBY, "otc-eu-de", "scs-pco-prod1")} <= titles
 
@@ -132,7 +133,7 @@ async def test_test_failover_touches_neither_production_nor_dns_and_leaves_nothi
             await asyncio.wait([communicate], timeout=0.5)
         out, _ = communicate.result()
         doc = json.loads(out)
-        assert_passed(proc.returncode or 0, doc)
+        assert_passed(proc.returncode or 0, doc, drill_lab)
         assert observations >= 3 and seen_drill_objects
         assert [s["key"] for s in doc["steps"]] == ["select-backup", "restore", "scale", "verify", "cleanup"]
         assert len(doc["verification"]) >= 8 and all("drill-" in v for v in doc["verification"])
@@ -176,7 +177,7 @@ async def test_kill_9_mid_drill_then_drill_cleanup_leaves_nothing(drill_lab: Dri
 
 def test_provider_region_outage_fails_over_to_the_preferred_standby(drill_lab: DrillLab, tmp_path: Path) -> None:
     code, doc = drill_lab.drill("provider-region-outage")
-    assert_passed(code, doc)
+    assert_passed(code, doc, drill_lab)
     m = doc["measurements"]
     assert m["target"] == STANDBY and m["rto_s"] > 0 and m["data_loss_window_s"] is not None
     keys = [s["key"] for s in doc["steps"]]
@@ -212,7 +213,7 @@ def test_corrupted_newest_backup_restores_the_previous_one(drill_lab: DrillLab) 
     if m["run_phase"] != "succeeded":
         pytest.xfail("issue 13 (corrupt backup fallback) is not on this branch: the run restored the corrupted "
                      f"newest backup and ended {m['run_phase']}")
-    assert_passed(code, doc)
+    assert_passed(code, doc, drill_lab)
     assert m["backup"] == m["previous_backup_at_inject"] and m["target"] == "otc-eu-de"
 
 
