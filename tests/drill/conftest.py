@@ -57,7 +57,7 @@ def write_config(directory: Path, **policy: Any) -> Path:
     # probe timeouts with a margin: the test machine is shared and often loaded far beyond its cores
     data["health"].update({"interval": 1.0, "timeout": 4.0, "storage_timeout": 15.0, "fail_after": 3,
                            "recover_after": 2})
-    data["lab"].update({"backup_interval": "@every 5s", "sync_period": 0.5, "ready_delay": 0.3,
+    data["lab"].update({"backup_interval": "@every 10s", "sync_period": 0.5, "ready_delay": 0.3,
                         "restore_item_delay": 0.0, "slow_latency": 3.0})
     data["policy"].update({"cooldown": 0, **policy})
     path = directory / "lab.yaml"
