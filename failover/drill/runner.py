@@ -125,7 +125,7 @@ class Drill:
             self.journal.event(row.seq, "t0", "T0: steady state reached, timeline starts")
             await self._timeline(row, result, t0)
             first_fault = next((i.ts for i in result.injects if i.what != "note"), None)
-            run = await self._observe(t0)
+            run = await self._observe(t0, sampler)
             acked = await self.world.stop_users()
             users_stopped = True
             if run is not None:
@@ -218,11 +218,28 @@ class Drill:
                 self.say(f"T+{rec.at_s:5.1f}s inject {inj.do}{' on ' + site if site else ''}: "
                          f"{'ok' if ok else 'FAILED'} {detail}")
 
-    async def _observe(self, t0: datetime) -> Any:
-        """Settle after the timeline; a failover run it started is awaited until it ends."""
+    def _awaited(self, t0: datetime, sampler: measure.HealthSampler) -> list[str]:
+        """Observable expectations not seen yet (the drill keeps watching for them, bounded)."""
+        ex, missing = self.sc.expectations, []
+        if ex.takes_over:
+            missing.append("a failover run")
+        if ex.decision and not any(ex.decision in d.sentence for d in measure.decisions_since(self.store, t0)):
+            missing.append(f"a decision containing {ex.decision!r}")
+        if ex.standby_ready is False and not sampler.reasons.get(self.resolve.get("standby", "")):
+            missing.append("the standby losing its readiness")
+        for site, health in ex.site_health.items():
+            name = self.resolve.get(site, site)
+            if not any(s.site == name and s.health == health and s.ts >= t0 for s in sampler.samples):
+                missing.append(f"{name} {health}")
+        return missing
+
+    async def _observe(self, t0: datetime, sampler: measure.HealthSampler) -> Any:
+        """Observe ``settle`` seconds, longer (up to ``run_timeout``) while an expected observation is
+        still missing; a failover run started after T0 is followed until it ends."""
         settle_end = now() + timedelta(seconds=self.sc.settle)
+        patience_end = settle_end + timedelta(seconds=self.sc.run_timeout)
         run = None
-        while now() < settle_end:
+        while now() < patience_end and (now() < settle_end or self._awaited(t0, sampler)):
             run = measure.run_since(self.store, t0)
             if run is not None:
                 break

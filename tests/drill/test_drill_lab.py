@@ -81,7 +81,7 @@ def test_standby_storage_lost_no_ready_standby_no_failover(drill_lab: DrillLab) 
 
 def test_a_wrong_expectation_fails_with_a_finding_that_names_it(drill_lab: DrillLab, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.yaml"
-    wrong.write_text("name: wrong-expectation\ntype: lab\nsettle: 2\ntimeline:\n"
+    wrong.write_text("name: wrong-expectation\ntype: lab\nsettle: 2\nrun_timeout: 3\ntimeline:\n"
                      "  - {at: 0, do: component=jitsi, site: active}\n"
                      "expectations:\n  no_action: true\n  site_health: {active: down}\n")
     code, doc = drill_lab.drill(wrong)
