@@ -202,7 +202,7 @@ class Drill:
                     names = await self.world.newest_backups(site)
                     result.measurements.newest_backup_at_inject = names[0] if names else None
                     result.measurements.previous_backup_at_inject = names[1] if len(names) > 1 else None
-                ok, detail = True, ""
+                ok, detail, issued = True, "", now()  # the inject's time is when it was issued
                 if inj.kind == "note":
                     detail = inj.text
                 else:
@@ -210,7 +210,7 @@ class Drill:
                         detail = await self.world.inject(inj, site)
                     except errors.FailoverError as exc:
                         ok, detail = False, str(exc)
-                rec = InjectRecord(at_s=round((now() - t0).total_seconds(), 2), ts=now(), what=inj.do, site=site,
+                rec = InjectRecord(at_s=round((issued - t0).total_seconds(), 2), ts=issued, what=inj.do, site=site,
                                    ok=ok, detail=detail)
                 result.injects.append(rec)
                 self.journal.event(row.seq, "inject", f"T+{rec.at_s:.1f}s {inj.describe()}"
