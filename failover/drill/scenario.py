@@ -23,7 +23,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from failover.config import loader, models, yamlpos
-from failover.core import errors
+from failover.core import errors, resources
 
 SITE_FAULTS = ("down", "blackhole", "slow", "storage", "provider-api")
 ROLE_WORDS = ("active", "standby", "standbys")
@@ -223,8 +223,11 @@ class ScenarioError(errors.InputError):
 
 def drill_dirs(config_path: Path) -> list[Path]:
     """Scenarios beside the config's directory first, then the ones shipped with the product."""
-    repo = Path(__file__).resolve().parents[2] / "drills"
-    return [config_path.parent.parent / "drills", repo]
+    try:
+        shipped = resources.data_dir("drills")
+    except (ModuleNotFoundError, FileNotFoundError):
+        shipped = Path(__file__).resolve().parents[2] / "drills"
+    return [config_path.parent.parent / "drills", shipped]
 
 
 def find(name_or_path: str, config_path: Path) -> Path:
