@@ -138,3 +138,15 @@ def test_reports_never_contain_a_secret(tmp_path: Path) -> None:
     page = html.render(rep)
     assert '<svg xmlns="http://www.w3.org/2000/svg" id="timeline"' in page and 'data-step="restore[1]"' in page
     assert "@media print" in page and "<script" not in page
+
+
+def test_drill_names_never_collide_with_production() -> None:
+    from failover.drill import naming
+
+    label = naming.new_label(7)
+    assert naming.is_label(label) and label.startswith("drill-7-")
+    fqdn = naming.hostname(label, "files", "ckki.lab.")
+    assert naming.split_hostname(fqdn, "ckki.lab.") == ("files", label)
+    assert naming.split_hostname("files.ckki.lab", "ckki.lab.") is None  # production names are not drill names
+    assert naming.split_hostname("files.other.ckki.lab", "ckki.lab.") is None
+    assert naming.namespace(label, "opendesk") == f"{label}-opendesk"
