@@ -120,6 +120,7 @@ class Drill:
         users_stopped = False
         try:
             await self._steady(sampler)
+            await self._backups_to_corrupt()
             result.measurements.t0 = t0 = sampler.since = now()
             sampler.restart(t0)  # every site's state at T0 opens the timeline
             self.journal.event(row.seq, "t0", "T0: steady state reached, timeline starts")
@@ -189,6 +190,18 @@ class Drill:
                 f"{exc}: {self.active} {active.get('health')} ({'; '.join(active.get('reasons') or [])}); "
                 f"{self.standby} ready={standby.get('ready')} ({'; '.join(standby.get('ready_reasons') or [])}); "
                 f"newest backup there {standby.get('newest_backup')}") from None
+
+    async def _backups_to_corrupt(self) -> None:
+        """A corrupt-backup inject needs a previous good backup beside the newest one on its site."""
+        assert self.world is not None
+        world = self.world
+        for site in {s for i in self.sc.timeline if i.kind == "corrupt" for s in self._sites(i.site)}:
+            deadline = asyncio.get_running_loop().time() + 180
+            while len(await world.newest_backups(site)) < 2:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise errors.TemporaryError(f"{site} never held two complete backups (one to corrupt, "
+                                                "one to fall back to)")
+                await asyncio.sleep(1.0)
 
     async def _timeline(self, row: journal_mod.DrillRow, result: DrillResult, t0: datetime) -> None:
         assert self.world is not None
