@@ -46,11 +46,11 @@ def timeline_svg(r: DrillResult) -> str:
     span = max(1.0, (end - t0).total_seconds())
     sites = list(dict.fromkeys(h.site for h in r.health))
     steps = r.steps
-    height = 40 + LANE * (len(sites) + 2 + len(steps)) + 40
+    height = 52 + LANE * (len(sites) + 2 + len(steps)) + 40
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" role="img" viewBox="0 0 {WIDTH} {height}" '
            f'width="100%" aria-label="drill timeline">',
            '<title>Zeitachse der Übung</title>']
-    y = 30
+    y = 42
     for tick in range(0, int(span) + 1, max(1, int(span // 10) or 1)):
         x = LEFT + tick / span * (WIDTH - LEFT - RIGHT)
         out.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 30}" stroke="#eee"/>'
@@ -91,12 +91,15 @@ def timeline_svg(r: DrillResult) -> str:
     first = next((i.ts for i in r.injects if i.what not in ("note", "heal")), None)
     if first is not None:
         marks.insert(0, (first, "#6a1b9a", "erste Störung"))
-    for ts, colour, label in marks:
+    for n, (ts, colour, label) in enumerate(marks):
         if ts is None:
             continue
         x = _x(ts, t0, span)
-        out.append(f'<line class="marker" x1="{x:.1f}" y1="18" x2="{x:.1f}" y2="{height - 30}" stroke="{colour}" '
-                   f'stroke-width="2" stroke-dasharray="5,3"/><text x="{x + 3:.1f}" y="14" font-size="10" '
+        right = x > WIDTH - 160  # labels near the right edge end at their line
+        out.append(f'<line class="marker" x1="{x:.1f}" y1="{12 + 12 * n}" x2="{x:.1f}" y2="{height - 30}" '
+                   f'stroke="{colour}" stroke-width="2" stroke-dasharray="5,3"/>'
+                   f'<text x="{x + (-3 if right else 3):.1f}" '
+                   f'y="{10 + 12 * n}" font-size="10" text-anchor="{"end" if right else "start"}" '
                    f'fill="{colour}">{escape(label)}</text>')
     out.append("</svg>")
     return "".join(out)
