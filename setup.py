@@ -12,10 +12,12 @@ from setuptools.dist import Distribution
 DATA_PACKAGES = {
     "failover._data.config": "config",
     "failover._data.playbooks": "playbooks",
+    "failover._data.drills": "drills",
 }
 DATA_FILES = {
     "failover._data.config": ["*.yaml", "workplaces/*.yaml"],
     "failover._data.playbooks": ["*.yaml"],  # not playbooks/_test: those are the tests' own
+    "failover._data.drills": ["*.yaml"],
 }
 
 

@@ -8,6 +8,7 @@ aiohttp API (loopback only, its URL in ``runtime.json``) is the one way in. Rout
 ``POST /sites/{site}/break`` ``{"mode"}``  add a fault; answers the site's faults
 ``POST /sites/{site}/heal``                remove every fault of the site
 ``GET /sites/{site}/records?component=``   record ids the site's cluster holds
+``POST /dns/break`` / ``POST /dns/heal``    the DNS provider's API unreachable / back
 =========================================  ============================================
 
 Unknown site → 404, a bad mode or component → 400 (with the reason).
@@ -38,6 +39,12 @@ class LabWorld(Protocol):
 
     def records(self, site: str, component: str | None) -> list[str]: ...
 
+    async def break_dns(self) -> bool:
+        """Make the DNS provider's API unreachable (a DNS-provider outage; answers keep flowing)."""
+        ...
+
+    async def heal_dns(self) -> bool: ...
+
 
 class ControlServer:
     def __init__(self, world: LabWorld) -> None:
@@ -51,6 +58,8 @@ class ControlServer:
         app.router.add_post("/sites/{site}/break", self._break)
         app.router.add_post("/sites/{site}/heal", self._heal)
         app.router.add_get("/sites/{site}/records", self._records)
+        app.router.add_post("/dns/break", self._dns_break)
+        app.router.add_post("/dns/heal", self._dns_heal)
         self._runner, bound = await serving.serve(app, host=host, port=port)
         self.url = f"http://{host}:{bound}"
         return self.url
@@ -93,6 +102,13 @@ class ControlServer:
         return web.json_response({"site": request.match_info["site"], "ids": ids})
 
 
+    async def _dns_break(self, request: web.Request) -> web.Response:
+        return web.json_response({"dns_api_down": await self.world.break_dns()})
+
+    async def _dns_heal(self, request: web.Request) -> web.Response:
+        return web.json_response({"dns_api_down": await self.world.heal_dns()})
+
+
 class ControlClient:
     """Client of :class:`ControlServer`; raises only :mod:`failover.core.errors` types."""
 
@@ -130,6 +146,12 @@ class ControlClient:
     async def records(self, site: str, component: str | None = None) -> list[str]:
         params = {"component": component} if component else None
         return [str(i) for i in (await self._call("GET", f"/sites/{site}/records", params=params))["ids"]]
+
+    async def break_dns(self) -> bool:
+        return bool((await self._call("POST", "/dns/break"))["dns_api_down"])
+
+    async def heal_dns(self) -> bool:
+        return bool((await self._call("POST", "/dns/heal"))["dns_api_down"])
 
 
 # --- the fault vocabulary ----------------------------------------------------------------------

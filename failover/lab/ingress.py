@@ -22,6 +22,7 @@ from aiohttp import web
 
 from failover.config import models
 from failover.core import serving
+from failover.drill import naming as drill_naming
 from failover.lab.kube import types as kt
 from failover.lab.seed import RECORD_LABEL
 
@@ -151,7 +152,7 @@ class Ingress:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         host = (request.host or "").split(":")[0].rstrip(".").lower()
-        component = self.by_host.get(host)
+        component = self.by_host.get(host) or self._drill_component(host)
         if component is None:
             return web.Response(status=404, text=f"no route for host {host!r}")
         if not component_ready(self.store, component):
@@ -159,6 +160,15 @@ class Ingress:
         if request.path == "/lab/records":
             return await self._records(request, component)
         return _app_response(component, request.path, self.zone)
+
+    def _drill_component(self, host: str) -> models.Component | None:
+        """A test failover's hostname (``files.drill-3-ab12.<zone>``) routes to the app in the drill's
+        namespace, as the drill's own Ingress objects would on a real cluster."""
+        split = drill_naming.split_hostname(host, self.zone)
+        base = self.by_host.get(f"{split[0]}.{self.zone}") if split else None
+        if split is None or base is None:
+            return None
+        return base.model_copy(update={"namespace": drill_naming.namespace(split[1], base.namespace)})
 
     async def _records(self, request: web.Request, component: models.Component) -> web.Response:
         if not component.stateful:

@@ -193,6 +193,7 @@ class World:
         self.sites: dict[str, SiteParts] = {}
         self.emulators: dict[str, ProviderApi] = {}
         self.control: control.ControlServer | None = None
+        self.dns_api_proxy: FaultProxy | None = None  #: the DNS provider's API as clients reach it
         self._management: Cluster | None = None
         self.access = LabAccess(paths.root)
         self.coordination: observers.Coordination | None = None  #: etcd cluster + observers' paths
@@ -243,6 +244,10 @@ class World:
 
         kinds = sorted({self.config.providers[s.provider].kind for s in self.config.sites})
         await asyncio.gather(dns(), coordination(), *(moto(k) for k in kinds))
+        assert self.dns is not None
+        self.dns_api_proxy = FaultProxy(target_host=self.dns.host, target_port=self.dns.api_port,
+                                        slow_latency=self.lab.slow_latency, name="DNS provider API")
+        await self.dns_api_proxy.start()
         for kind in kinds:
             proxy = FaultProxy(target_host=self.motos[kind].host, target_port=self.motos[kind].port,
                                slow_latency=self.lab.slow_latency, name=f"{kind} s3")
@@ -419,6 +424,8 @@ class World:
             steps.append((f"site {parts.site.name}", parts.close()))
         for kind, store in self.storage.items():
             steps.append((f"{kind} storage proxy", store.proxy.close()))
+        if self.dns_api_proxy is not None:
+            steps.append(("DNS API proxy", self.dns_api_proxy.close()))
         if self._management is not None:
             steps.append(("SCS management cluster", self._management.close()))
         if self.dns_backend is not None:
@@ -442,8 +449,10 @@ class World:
         hostnames = {c.name: f"{c.hostnames[0]}.{zone_plain}" for c in self.profile.components if c.hostnames}
         doc: dict[str, Any] = {
             "sites": {name: parts.describe(self.storage[parts.provider_kind]) for name, parts in self.sites.items()},
-            "dns": {"server": self.dns.host, "port": self.dns.dns_port, "api": self.dns.api_url,
-                    "api_key": self.dns.api_key, "zone": self.zone},
+            "dns": {"server": self.dns.host, "port": self.dns.dns_port,
+                    "api": self.dns_api_proxy.url if self.dns_api_proxy else self.dns.api_url,
+                    "api_key": self.dns.api_key, "zone": self.zone,
+                    "api_down": bool(self.dns_api_proxy and self.dns_api_proxy.mode is ProxyMode.DOWN)},
             "workplace": {"hostnames": hostnames,
                           "fqdns": {h: f"{h}.{zone_plain}" for c in self.profile.components for h in c.hostnames}},
             "providers": {kind: api.describe() for kind, api in self.emulators.items()},
@@ -482,6 +491,17 @@ class World:
         await self._apply_faults(parts)
         logger.info("healed %s", site)
         return []
+
+    async def break_dns(self) -> bool:
+        if self.dns_api_proxy is not None:
+            await self.dns_api_proxy.set_mode(ProxyMode.DOWN)
+            logger.info("break: the DNS provider's API is down")
+        return True
+
+    async def heal_dns(self) -> bool:
+        if self.dns_api_proxy is not None:
+            await self.dns_api_proxy.set_mode(ProxyMode.PASS)
+        return False
 
     def records(self, site: str, component: str | None) -> list[str]:
         parts = self.sites[site]
