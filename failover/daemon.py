@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from failover import controller, identity, replicate, s3
+from failover import buckets, controller, identity, replicate, s3
 from failover.actions import fence as fence_actions
 from failover.api import surface as surface_mod
 from failover.config import models
@@ -137,6 +137,10 @@ class Daemon:
         self.lags: dict[str, replicate.StandbyLag] = {}
         self.replicator = replicate.Replicator(clock=self.services.clock)
         self.surface = surface_mod.Surface(self)  # API, metrics, alerts in, notifications out
+        self.bucket_replicator = buckets.BucketReplicator(self.replicator.pool, clock=self.services.clock)
+        self.bucket_lags: dict[str, dict[str, buckets.BucketLag]] = {}
+        self.bucket_interval = max(10.0, self.cfg.health.interval * 10)  #: app buckets: a listing per pass
+        self._buckets_due: dict[str, float] = {}
 
     def roles(self) -> dict[str, str]:
         """The sites' roles; the last known ones while the store cannot answer (watching goes on)."""
@@ -152,6 +156,9 @@ class Daemon:
         for name, lag in self.lags.items():
             if name in views:
                 views[name] = _with_lag(views[name], lag.lag_s)
+        for name, lags in self.bucket_lags.items():
+            if name in views and views[name].ready:
+                views[name] = buckets.readiness(views[name], lags, self.runtime.profile)
         views = self.surface.adjust(views)
         run = current_run(self.store)
         summary = None
@@ -341,6 +348,15 @@ class Daemon:
             self.lags[name] = lag
             if lag.copied:
                 logger.debug("replicated %d objects to %s (newest %s)", lag.copied, name, lag.newest_replicated)
+            now = asyncio.get_running_loop().time()
+            if now < self._buckets_due.get(name, 0.0):
+                return
+            self._buckets_due[name] = now + self.bucket_interval
+            for _, data in self.runtime.profile.buckets():  # the apps' buckets, after the backups
+                self.bucket_lags.setdefault(name, {})[data.bucket] = await self.bucket_replicator.replicate(
+                    buckets.location(source, active.site, data.bucket),
+                    buckets.location(dst, self.runtime.sites[name].site, data.bucket),
+                    site=name, name=data.bucket, delete_after=data.delete_after)
 
         # standbys in parallel: one standby's slow or missing storage never delays the others
         await asyncio.gather(*(one(name, ep.storage) for name, ep in self.runtime.sites.items()
@@ -385,6 +401,9 @@ class Daemon:
                          "cycle_failures": self.cycle_failures, "last_cycle_error": self.last_cycle_error}
         doc["coordination"] = self.ha.status() if self.ha else {"backend": "local", "available": True}
         doc["coordination"]["leader"] = self.holder if self.leading else self.store.lease_holder()
+        for name, lags in self.bucket_lags.items():
+            if name in doc["sites"]:
+                doc["sites"][name]["buckets"] = buckets.lag_document(lags)
         return doc
 
     async def _controller(self) -> None:
@@ -437,6 +456,7 @@ class Daemon:
                 self.store.withdraw_member(self.holder)
         except errors.FailoverError as exc:  # etcd unreachable: the lease expires on its own
             logger.warning("could not release the lease: %s", exc)
+        await self.replicator.aclose()
         await self.services.aclose()
 
 

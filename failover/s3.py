@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiobotocore.session
@@ -31,6 +32,7 @@ from failover.core import errors, secrets
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0
+COPY_READ_TIMEOUT = 60.0  #: pooled (copying) clients: completing a large multipart upload takes a while
 MAX_ATTEMPTS = 2  # botocore's own retries; the caller's retry.call() does the patient retrying
 
 
@@ -130,10 +132,11 @@ def _session() -> Any:
     return aiobotocore.session.get_session()
 
 
-def _config() -> AioConfig:
+def _config(max_connections: int = 10, read_timeout: float = READ_TIMEOUT) -> AioConfig:
     return AioConfig(
+        max_pool_connections=max_connections,
         connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
+        read_timeout=read_timeout,
         retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
         s3={"addressing_style": "path"},
         request_checksum_calculation="when_required",
@@ -188,3 +191,71 @@ async def put_bytes(client: Any, loc: S3Location, key: str, data: bytes) -> None
     """Upload ``data`` as ``key`` of ``loc.bucket``."""
     with translating(f"PUT {loc.bucket}/{key}"):
         await client.put_object(Bucket=loc.bucket, Key=key, Body=data)
+
+
+def _pool_key(loc: S3Location) -> tuple[str, str, str]:
+    return (loc.endpoint, loc.region, loc.access_key.get_secret_value())
+
+
+class ClientPool:
+    """One S3 client per endpoint (and credential), opened on first use and reused until closed.
+
+    Opening an aiobotocore client costs tens of milliseconds (and its connection pool starts cold),
+    so replication holds one per endpoint for its whole life instead of opening several per backup.
+    Calls made with a pooled client must be wrapped in :func:`translating` by the caller. Its read
+    timeout is 60 s (a retried CompleteMultipartUpload of a large object is worse than a wait). Closing
+    the pool closes every client; the pool may be used again afterwards (clients reopen lazily).
+    """
+
+    def __init__(self, *, max_connections: int = 32, read_timeout: float = COPY_READ_TIMEOUT) -> None:
+        self.max_connections = max_connections
+        self.read_timeout = read_timeout
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._stack = AsyncExitStack()
+        self._lock = asyncio.Lock()
+
+    async def client(self, loc: S3Location) -> Any:
+        """The client for ``loc``'s endpoint (TemporaryError if it cannot be created)."""
+        key = _pool_key(loc)
+        found = self._clients.get(key)
+        if found is not None:
+            return found
+        async with self._lock:
+            if key not in self._clients:
+                with translating(f"S3 {loc.describe()}"):
+                    self._clients[key] = await self._stack.enter_async_context(_session().create_client(
+                        "s3", endpoint_url=loc.endpoint, region_name=loc.region,
+                        aws_access_key_id=loc.access_key.get_secret_value(),
+                        aws_secret_access_key=loc.secret_key.get_secret_value(),
+                        config=_config(self.max_connections, self.read_timeout)))
+            return self._clients[key]
+
+    async def aclose(self) -> None:
+        stack, self._stack, self._clients = self._stack, AsyncExitStack(), {}
+        await stack.aclose()
+
+    async def __aenter__(self) -> ClientPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object as a listing shows it."""
+
+    key: str
+    size: int
+    etag: str
+
+
+async def list_objects(client: Any, loc: S3Location, prefix: str) -> list[Listed]:
+    """Every object under ``prefix`` in ``loc.bucket`` (all pages), in key order."""
+    out: list[Listed] = []
+    with translating(f"LIST {loc.bucket}/{prefix}"):
+        paginator = client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix):
+            out.extend(Listed(str(o["Key"]), int(o["Size"]), str(o.get("ETag", "")).strip('"'))
+                       for o in page.get("Contents", []) or [])
+    return out

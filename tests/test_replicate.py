@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from failover import replicate, s3
+from failover import replicate, s3, s3copy
 from failover.lab import motoserver
 from failover.velero import bucket, layout, models, tarball, verify
 
@@ -88,7 +88,7 @@ async def test_interrupted_copy_is_invisible_until_resumed(two_clouds: tuple[s3.
     side = [o for o in objects if not o.key.endswith("velero-backup.json")][:3]
     async with s3.open_client(src) as sc, s3.open_client(dst) as dc:  # a crash after three side files
         for o in side:
-            await replicate._copy(sc, dc, src, dst, o.key, replicate._dst_key(o.key, src, dst))
+            await s3copy.copy_object(sc, dc, src, dst, key=o.key, dst_key=replicate._dst_key(o.key, src, dst))
     assert await bucket.newest_complete(dst) is None  # no metadata yet: Velero's sync cannot see it
     copied = await replicate.replicate_backup(src, dst, "b1")
     assert copied == len(objects) - 3

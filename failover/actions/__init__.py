@@ -3,6 +3,6 @@
 Importing this package registers every action with :mod:`failover.playbook.registry`.
 """
 
-from failover.actions import dns, fence, lifecycle, restore
+from failover.actions import buckets, dns, fence, lifecycle, restore, volumes
 
-__all__ = ["dns", "fence", "lifecycle", "restore"]
+__all__ = ["buckets", "dns", "fence", "lifecycle", "restore", "volumes"]

@@ -8,6 +8,7 @@ its end), 2 for a bad scenario (every problem with file:line). A lab drill reach
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,17 @@ def _load(args: argparse.Namespace, name: str) -> tuple[loader.Loaded, scenario.
     return loaded, scenario.load(path, loaded.config, loaded.profile)
 
 
+def _lab_driver(rt: runtime.Runtime) -> runner.WorldDriver:
+    """The lab's driver of injects, loaded by name: the product never imports the lab (it is the
+    optional extra ``failover[lab]``), and only a ``type: lab`` drill needs it."""
+    try:
+        driver = importlib.import_module("failover.lab.drill_driver")
+    except ModuleNotFoundError as exc:
+        raise errors.InputError("a `type: lab` drill needs the lab: `pip install 'failover[lab]'`") from exc
+    world: runner.WorldDriver = driver.LabDriver(rt, rate=driver.rate_from_env())
+    return world
+
+
 async def run(args: argparse.Namespace) -> int:
     loaded, sc = _load(args, args.scenario)
     if sc.type is scenario.DrillType.TABLETOP:  # nothing is reached: no endpoints to resolve
@@ -80,9 +92,7 @@ async def run(args: argparse.Namespace) -> int:
         if loaded.config.lab is None or rt.lab is None:
             raise errors.InputError(f"{args.scenario}: a `type: lab` drill needs a lab config and a running lab "
                                     "(`failover lab up`); for real clouds use `type: test-failover`")
-        from failover.lab import drill_driver  # the lab is reached only for lab drills
-
-        world = drill_driver.LabDriver(rt, rate=drill_driver.rate_from_env())
+        world = _lab_driver(rt)
     if sc.type is scenario.DrillType.TEST_FAILOVER:
         await _cleanup_leftovers(rt, _say(args))
     result = await runner.Drill(rt, sc, say=_say(args), world=world).run()

@@ -62,6 +62,19 @@ class Probe(_Model):
     port: int | None = Field(default=None, ge=1, le=65535)  #: for tcp probes
 
 
+class S3BucketData(_Model):
+    """An application bucket (Nextcloud, OpenProject, OX files) replicated to every standby."""
+
+    kind: Literal["s3-bucket"]
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="the logical bucket name")
+    delete_after: float = Field(default=3600.0, ge=0, description="seconds a key must be gone from the "
+                                "active site's bucket before it is deleted on a standby")
+    max_lag: float | None = Field(default=None, gt=0, description="a standby is ready only if its copy is "
+                                  "at most this many seconds behind")
+    env_bucket: str = Field(default="S3_BUCKET", description="env var naming the bucket on restored workloads")
+    env_endpoint: str = Field(default="S3_ENDPOINT", description="env var naming the S3 endpoint")
+
+
 class Component(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=bounds.NAME)
     title: str = Field(max_length=bounds.TEXT)
@@ -74,7 +87,7 @@ class Component(_Model):
     workloads: tuple[Workload, ...] = ()
     hostnames: tuple[str, ...] = ()
     probes: tuple[Probe, ...] = ()
-    data: tuple[str, ...] = ()  #: what data it holds (documentation and reports)
+    data: tuple[str | S3BucketData, ...] = ()  #: what data it holds; s3-bucket entries are replicated
     stateful: bool = False  #: keeps application records (lab: counted for data loss)
 
 
@@ -97,6 +110,10 @@ class WorkplaceProfile(_Model):
                     raise ValueError(f"hostname {h!r} is used by two components")
                 hosts.add(h)
         return self
+
+    def buckets(self) -> list[tuple[Component, S3BucketData]]:
+        """Every replicated application bucket with the component that uses it."""
+        return [(c, d) for c in self.components for d in c.data if isinstance(d, S3BucketData)]
 
     def groups(self) -> list[int]:
         return sorted({c.group for c in self.components})
@@ -143,6 +160,8 @@ class Storage(_Model):
     prefix: str = ""
     access_key: Credential | None = None
     secret_key: Credential | None = None
+    app_buckets: dict[str, str] = Field(default_factory=dict, description="logical application bucket -> "
+                                        "this site's bucket name (default: the logical name)")
 
 
 class Site(_Model):
@@ -318,6 +337,6 @@ class Config(_Model):
 __all__ = [
     "Component", "Config", "Constraints", "Coordination", "CoordinationBackend", "DnsConfig", "HealthConfig",
     "Ingress", "KubeAccess",
-    "LabConfig", "Policy", "PolicyMode", "Probe", "ProviderKind", "Role", "Site", "Storage",
+    "LabConfig", "Policy", "PolicyMode", "Probe", "ProviderKind", "Role", "S3BucketData", "Site", "Storage",
     "Strategy", "Workload", "WorkplaceConfig", "WorkplaceProfile",
 ]

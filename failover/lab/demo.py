@@ -8,7 +8,8 @@
    verifies every app — shown step by step as it happens;
 5. the old site comes back and stays fenced;
 6. the summary: RTO from outage start and from detection, the data-loss window, and the records
-   users had written that the new site does not hold (counted, not estimated); the lab goes down.
+   and volume files users had written that the new site does not hold (counted, not estimated);
+   the lab goes down.
 
 It drives the product exactly as an operator would: the lab through its CLI, the daemon in-process.
 """
@@ -30,10 +31,13 @@ import httpx
 from rich.markup import escape
 
 from failover import daemon as daemon_mod
+from failover import s3
 from failover.cli import live, output
 from failover.config import loader, runtime
 from failover.core import errors, tasks
 from failover.lab import generator as gen_mod
+from failover.lab import runtime as lab_runtime
+from failover.lab import volumes
 
 log = logging.getLogger("failover.demo")
 
@@ -82,6 +86,26 @@ async def _records(rt: runtime.Runtime, site: str) -> set[str]:
         r = await client.get(f"{control}/sites/{site}/records")
         r.raise_for_status()
         return set(r.json()["ids"])
+
+
+def _files(rt: runtime.Runtime, site: str) -> set[str]:
+    """Ids of the users' files the site's volumes hold (restored by the file-system backup)."""
+    store = volumes.VolumeStore(volumes.site_root(lab_runtime.LabPaths(rt.state_dir).root, site))
+    held: set[str] = set()
+    for component in rt.profile.components:
+        claim = volumes.users_claim(component)
+        if component.stateful and claim is not None:
+            held.update(store.names(component.namespace, claim))
+    return held
+
+
+async def _objects(gen: gen_mod.WorkloadGenerator, site: str) -> set[str]:
+    """Keys of the users' objects the site's app bucket holds (replicated by the daemon)."""
+    loc = gen.app_buckets.get(site)
+    if loc is None:
+        return set()
+    async with s3.ClientPool() as pool:
+        return {o.key for o in await s3.list_objects(await pool.client(loc), loc, "users/")}
 
 
 async def story(args: argparse.Namespace, rt: runtime.Runtime, t0: float) -> dict[str, Any]:
@@ -133,6 +157,8 @@ async def story(args: argparse.Namespace, rt: runtime.Runtime, t0: float) -> dic
         target = str(doc.get("to"))
         held = await _records(rt, target)
         lost = sorted(set(gen.acked) - held)
+        lost_files = gen.lost_files(_files(rt, target))
+        lost_objects = sorted(set(gen.objects) - await _objects(gen, target))
         say(args, f"[bold]5. the old site comes back[/bold]: healing {source}")
         _cli(args, "lab", "heal", source)
         await asyncio.sleep(cfg.health.interval * (cfg.health.recover_after + 2))
@@ -142,6 +168,8 @@ async def story(args: argparse.Namespace, rt: runtime.Runtime, t0: float) -> dic
             "rto_s": doc.get("rto_s"), "rto_from_detection_s": doc.get("rto_from_detection_s"),
             "data_loss_window_s": doc.get("data_loss_window_s"),
             "records_written": len(gen.acked), "records_lost": len(lost), "lost_ids": lost[:20],
+            "files_written": len(gen.files), "files_lost": len(lost_files), "lost_files": lost_files[:20],
+            "objects_written": len(gen.objects), "objects_lost": len(lost_objects),
             "seconds_from_break_to_done": round(time.monotonic() - broke_at, 2),
             "roles_after_heal": roles, "active_after_heal": daemon_mod.active_of(store, cfg),
         }
@@ -158,6 +186,9 @@ def _summary(args: argparse.Namespace, result: dict[str, Any]) -> None:
     live.say(f"  records written by users: {result['records_written']}; lost: {result['records_lost']}")
     live.say(f"  after healing: active={result['active_after_heal']}, "
              f"{result['from']} is {result['roles_after_heal'].get(result['from'])} (no flip-back)")
+    live.say(f"  files written by users (in volumes): {result['files_written']}; lost: {result['files_lost']}")
+    live.say(f"  objects written by users (in the app's bucket): {result['objects_written']}; "
+             f"lost: {result['objects_lost']}")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -2,10 +2,11 @@
 
 The generator behaves like a user's client: it resolves the app's hostname through the lab's
 PowerDNS (never a cached config value), connects to whatever address DNS returns with the app's
-``Host`` header and writes a record. Only records the app **acknowledged** (201) are kept, with
+``Host`` header and writes a record, then uploads a file (which lands in the app's volume, carried
+only by Velero's file-system backup). Only what the app **acknowledged** (201) is kept, with
 their timestamps, in a JSON file beside the lab state. After a failover, the ids the new site
 holds are compared with the acknowledged ones: every acknowledged id that is missing is a
-record a user lost.
+record (or file) a user lost.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ import dns.asyncresolver
 import dns.exception
 import httpx
 
+from failover import buckets, s3
+from failover.core import errors
 from failover.lab import runtime as lab_runtime
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ class WorkloadGenerator:
         state_file: Path | None = None,
         timeout: float = 2.0,
         prefix: str = "u",
+        app_buckets: Mapping[str, s3.S3Location] | None = None,
+        files: bool = False,
     ) -> None:
         if not hostnames:
             raise ValueError("the generator needs at least one hostname of a stateful app")
@@ -58,6 +63,11 @@ class WorkloadGenerator:
         self.timeout = timeout
         self.prefix = f"{prefix}{int(time.time() * 1000) % 10**9}"
         self.acked: dict[str, float] = {}  #: acknowledged id -> epoch seconds of the ack
+        self.files: dict[str, float] = {}  #: acknowledged file id -> epoch seconds (a file in the app's volume)
+        self.objects: dict[str, float] = {}  #: object key -> epoch seconds (in the app's S3 bucket)
+        self.app_buckets = dict(app_buckets or {})  #: site -> the app bucket the site's app writes to
+        self.write_files = files  #: after each record, upload a file (volume) and an object (bucket)
+        self._pool = s3.ClientPool()
         self.failures = 0
         self._resolver = dns.asyncresolver.Resolver(configure=False)
         self._resolver.nameservers = [resolver_host]
@@ -76,8 +86,12 @@ class WorkloadGenerator:
                      for c in rt.profile.components if c.stateful and c.hostnames]
         port = next(iter(rt.sites.values())).ingress_port
         lab_dir = state_dir if state_dir is not None else lab_runtime.LabPaths(rt.state_dir).root
+        first = next(iter(rt.profile.buckets()), None)
+        app_buckets = {name: buckets.location(ep.storage, ep.site, first[1].bucket)
+                       for name, ep in rt.sites.items() if ep.storage is not None} if first else {}
         return cls(resolver_host=rt.resolver[0], resolver_port=rt.resolver[1], zone=rt.zone,
-                   hostnames=hostnames, rate=rate, port=port, state_file=lab_dir / "generator.json")
+                   hostnames=hostnames, rate=rate, port=port, state_file=lab_dir / "generator.json",
+                   app_buckets=app_buckets, files=True)
 
     async def resolve(self, hostname: str) -> str:
         answer = await self._resolver.resolve(hostname + ".", "A", lifetime=self.timeout)
@@ -100,26 +114,61 @@ class WorkloadGenerator:
         self.acked[record_id] = time.time()
         return record_id
 
+    async def write_file(self, client: httpx.AsyncClient, hostname: str) -> str | None:
+        """Upload one file (it lands in the app's volume); its id when the app acknowledged it."""
+        file_id = f"{self.prefix}-f{next(self._counter):06d}"
+        try:
+            address = await self.resolve(hostname)
+            response = await client.post(f"http://{address}:{self.port}/lab/files",
+                                         json={"id": file_id, "body": f"a user's file, {time.time():.3f}"},
+                                         headers={"Host": hostname})
+        except (dns.exception.DNSException, httpx.HTTPError, OSError):
+            self.failures += 1
+            return None
+        if response.status_code != 201:
+            self.failures += 1
+            return None
+        self.files[file_id] = time.time()
+        site = str(response.json().get("site", ""))
+        if site in self.app_buckets:  # the app keeps a copy in its object storage, as Nextcloud does
+            await self.write_object(self.app_buckets[site], f"users/{file_id}")
+        return file_id
+
+    async def write_object(self, loc: s3.S3Location, key: str) -> None:
+        try:
+            await s3.put_bytes(await self._pool.client(loc), loc, key, f"object {key}".encode())
+        except errors.FailoverError:
+            self.failures += 1
+            return
+        self.objects[key] = time.time()
+
     async def run(self) -> None:
         """Write at the configured rate until :meth:`stop`; persists the acknowledged ids."""
         interval = 1.0 / self.rate
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            for hostname in itertools.cycle(self.hostnames):
-                if self._stopping.is_set():
-                    break
-                started = time.monotonic()
-                if await self.write_one(client, hostname) is not None:
-                    self.save()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), max(0.0, interval - (time.monotonic() - started)))
-        self.save()
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                for hostname in itertools.cycle(self.hostnames):
+                    if self._stopping.is_set():
+                        break
+                    started = time.monotonic()
+                    if await self.write_one(client, hostname) is not None:
+                        if self.write_files:  # only to an app that answers
+                            await self.write_file(client, hostname)
+                        self.save()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(),
+                                               max(0.0, interval - (time.monotonic() - started)))
+        finally:
+            await asyncio.shield(self._pool.aclose())
+            self.save()
 
     def stop(self) -> None:
         self._stopping.set()
 
     def save(self) -> None:
         if self.state_file is not None:
-            lab_runtime.write_json_atomic(self.state_file, {"acked": self.acked, "failures": self.failures})
+            lab_runtime.write_json_atomic(self.state_file, {"acked": self.acked, "files": self.files,
+                                                            "objects": self.objects, "failures": self.failures})
 
     def lost(self, site_records: Iterable[str]) -> list[str]:
         """Acknowledged ids the site does not hold, oldest first."""
@@ -128,6 +177,11 @@ class WorkloadGenerator:
 
     def count_lost(self, site_records: Iterable[str]) -> int:
         return len(self.lost(site_records))
+
+    def lost_files(self, site_files: Iterable[str]) -> list[str]:
+        """Acknowledged file ids the site's volumes do not hold, oldest first."""
+        held = set(site_files)
+        return sorted((i for i in self.files if i not in held), key=lambda i: self.files[i])
 
 
 def load_acked(path: Path) -> dict[str, float]:

@@ -8,8 +8,10 @@ a 503, exactly like an ingress with no ready endpoints. Every answer carries ``X
 
 Application data is modelled as Kubernetes objects: a record written to a stateful app
 (``POST /lab/records``) becomes a ConfigMap with the component's selector labels, so a Velero
-backup of the component carries it and a restore brings it back. Counting records on the new
-site after a failover is how the lab *measures* data loss.
+backup of the component carries it and a restore brings it back. A user's *file*
+(``POST /lab/files``) lands in the component's volume (:mod:`failover.lab.volumes`), which only
+Velero's file-system backup carries. Counting records and files on the new site after a failover
+is how the lab *measures* data loss.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import web
 from failover.config import models
 from failover.core import serving
 from failover.drill import naming as drill_naming
+from failover.lab import volumes as volumes_mod
 from failover.lab.kube import types as kt
 from failover.lab.seed import RECORD_LABEL
 
@@ -120,9 +123,11 @@ def _app_response(component: models.Component, path: str, zone: str) -> web.Resp
 class Ingress:
     """The site's ingress server; ``store`` is the site's cluster store (read on every request)."""
 
-    def __init__(self, *, site: str, store: kt.Store, profile: models.WorkplaceProfile, zone: str) -> None:
+    def __init__(self, *, site: str, store: kt.Store, profile: models.WorkplaceProfile, zone: str,
+                 volumes: volumes_mod.VolumeStore | None = None) -> None:
         self.site = site
         self.store = store
+        self.volumes = volumes  #: the site's volumes: users' files (``/lab/files``) land in them
         self.zone = zone.rstrip(".")
         self.by_host: dict[str, models.Component] = {
             f"{h}.{self.zone}": c for c in profile.components for h in c.hostnames}
@@ -159,6 +164,8 @@ class Ingress:
             return web.Response(status=503, text=f"{component.title}: no ready endpoints on {self.site}")
         if request.path == "/lab/records":
             return await self._records(request, component)
+        if request.path == "/lab/files":
+            return await self._files(request, component)
         return _app_response(component, request.path, self.zone)
 
     def _drill_component(self, host: str) -> models.Component | None:
@@ -186,3 +193,22 @@ class Ingress:
             return web.Response(status=400, text="id: lowercase letters, digits, '.' and '-', at most 63")
         write_record(self.store, component, record_id, body)
         return web.json_response({"id": record_id, "site": self.site}, status=201)
+
+    async def _files(self, request: web.Request, component: models.Component) -> web.Response:
+        """A user's file, stored in the component's volume (``POST {"id", "body"}``; GET lists)."""
+        claim = volumes_mod.users_claim(component)
+        if self.volumes is None or claim is None or not component.stateful:
+            return web.Response(status=404, text=f"{component.name} keeps no files")
+        if request.method == "GET":
+            return web.json_response({"ids": self.volumes.names(component.namespace, claim)})
+        if request.method != "POST":
+            return web.Response(status=405, text="GET or POST")
+        try:
+            doc = json.loads(await request.read())
+            file_id, body = str(doc["id"]), str(doc.get("body", ""))
+        except (ValueError, KeyError, TypeError):
+            return web.Response(status=400, text='body must be JSON {"id": str, "body": str}')
+        if not _ID.match(file_id):
+            return web.Response(status=400, text="id: lowercase letters, digits, '.' and '-', at most 63")
+        self.volumes.write_file(component.namespace, claim, file_id, body.encode())
+        return web.json_response({"id": file_id, "site": self.site}, status=201)

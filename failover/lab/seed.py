@@ -67,6 +67,17 @@ def _platform(component: models.Component) -> list[tuple[kt.ResourceType, kt.Kub
     ]
 
 
+def pvc_names(component: models.Component) -> list[str]:
+    """The claims the seed gives ``component``: one per StatefulSet, one per workload of a stateful app."""
+    names = []
+    for workload in component.workloads:
+        if workload.kind == "StatefulSet":
+            names.append(f"data-{workload.name}-0")
+        elif component.stateful:
+            names.append(f"{workload.name}-data")
+    return names
+
+
 def workplace_objects(profile: models.WorkplaceProfile, *, active: bool) -> list[tuple[kt.ResourceType, kt.KubeObject]]:
     """Every object a site holds at the start, in creation order (namespaces first)."""
     objects: list[tuple[kt.ResourceType, kt.KubeObject]] = []
@@ -84,10 +95,7 @@ def workplace_objects(profile: models.WorkplaceProfile, *, active: bool) -> list
             rt = kt.STATEFULSETS if workload.kind == "StatefulSet" else kt.DEPLOYMENTS
             objects.append((rt, _workload(component, workload, replicas=replicas)))
             objects.append((kt.SERVICES, _service(component, workload)))
-            if workload.kind == "StatefulSet":
-                objects.append((kt.PVCS, _pvc(component, f"data-{workload.name}-0")))
-            elif component.stateful:
-                objects.append((kt.PVCS, _pvc(component, f"{workload.name}-data")))
+        objects.extend((kt.PVCS, _pvc(component, name)) for name in pvc_names(component))
     return objects
 
 

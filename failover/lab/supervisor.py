@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from failover import s3
 from failover.config import loader, models
 from failover.core import errors, secrets
-from failover.lab import control, observers, pdns, seed
+from failover.lab import control, observers, pdns, seed, volumes
 from failover.lab import ingress as ingress_mod
 from failover.lab import runtime as lab_runtime
 from failover.lab.access import LabAccess
@@ -263,6 +263,8 @@ class World:
         storage = self.storage[kind]
         bucket = f"velero-{site.name}"
         await s3.ensure_bucket(storage.location(bucket))
+        for _, data in self.profile.buckets():  # the apps' object storage on the site's provider
+            await s3.ensure_bucket(storage.location(site.storage.app_buckets.get(data.bucket, data.bucket)))
         cluster = await Cluster.start(name=site.name, host="127.0.0.1", port=0, ready_delay=self.lab.ready_delay,
                                       tls=self.access.tls, auth=self.access.authenticator(site.name, kind))
         api_host, api_port = _host_port(cluster.api.url)
@@ -275,11 +277,13 @@ class World:
         for rt, obj in _velero_objects(site, bucket=bucket, active=active, lab=self.lab, namespaces=namespaces):
             with contextlib.suppress(kt.AlreadyExists):
                 cluster.store.create(rt, obj)
+        site_volumes = volumes.VolumeStore(volumes.site_root(self.paths.root, site.name)).reset()
         velero = VeleroController(cluster.store, locations={site.bsl: storage.location(bucket)},
                                   namespace=site.velero_namespace, sync_period=self.lab.sync_period,
-                                  item_delay=self.lab.restore_item_delay)
+                                  item_delay=self.lab.restore_item_delay, volumes=site_volumes)
         await velero.start()
-        site_ingress = ingress_mod.Ingress(site=site.name, store=cluster.store, profile=self.profile, zone=self.zone)
+        site_ingress = ingress_mod.Ingress(site=site.name, store=cluster.store, profile=self.profile, zone=self.zone,
+                                           volumes=site_volumes)
         await site_ingress.start(host=f"127.0.{index}.1")
         ref = site.cluster_ref()
         # provider-side ids as each vendor shapes them: UUIDs (IONOS, OTC), an SKE name of at most

@@ -26,6 +26,8 @@ from failover import s3
 from failover.core import errors, retry, secrets, tasks
 from failover.lab.kube import types as kt
 from failover.lab.velero_restore import RestoreRun
+from failover.lab.velero_volumes import VolumeBackups
+from failover.lab.volumes import VolumeStore
 from failover.velero import bucket, models, selection, tarball
 
 logger = logging.getLogger(__name__)
@@ -61,8 +63,10 @@ class VeleroController:
 
     def __init__(self, store: kt.Store, *, locations: Mapping[str, s3.S3Location], namespace: str = "velero",
                  sync_period: float = 2.0, item_delay: float = 0.0,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, volumes: VolumeStore | None = None) -> None:
         self.store = store
+        #: file-system backups (kopia) of the cluster's volumes; None: no volume data in this cluster
+        self.fsb = VolumeBackups(store, volumes) if volumes is not None else None
         self.locations = dict(locations)
         self.namespace = namespace
         self.sync_period = sync_period
@@ -362,9 +366,14 @@ class VeleroController:
         self.write_status(kt.VELERO_BACKUPS, name, {"progress": {"totalItems": len(items), "itemsBackedUp": 0}})
         doc = self.store.get(kt.VELERO_BACKUPS, self.namespace, name)
         lines = [f"Backing up {len(items)} items of backup {self.namespace}/{name}"]
+        bsl, fsb = str((doc.get("spec") or {}).get("storageLocation") or "default"), self.fsb
         try:
+            pvbs = [] if fsb is None else await retry.call(  # volume data first, as the node agents write it
+                lambda: fsb.back_up(doc, items, loc=loc, bsl=bsl, now=self.now_text()), attempts=3, base_delay=0.2)
+            lines.append(f"Backed up {len(pvbs)} pod volumes with kopia")
             final = await retry.call(lambda: bucket.write_backup(loc, doc, items=items, completed_at=self.clock(),
-                                                                 log_lines=lines), attempts=3, base_delay=0.2)
+                                                                 log_lines=lines, pod_volume_backups=pvbs),
+                                     attempts=3, base_delay=0.2)
         except errors.FailoverError as exc:
             self.write_status(kt.VELERO_BACKUPS, name, {"phase": "Failed", "completionTimestamp": self.now_text(),
                                                     "failureReason": secrets.redact(str(exc))})

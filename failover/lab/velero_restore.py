@@ -69,6 +69,7 @@ class RestoreRun:
         self.spec: Mapping[str, Any] = obj.get("spec") or {}
         self.backup: kt.KubeObject | None = None
         self.tally = _Tally()
+        self.claims: set[tuple[str, str]] = set()  #: (namespace, name) of the claims restored or present
 
     # --- validation -------------------------------------------------------------------------------
     def validate(self) -> list[str]:
@@ -128,11 +129,22 @@ class RestoreRun:
                 await asyncio.sleep(self.c.item_delay)
             self.restore_item(item, backup_name)
             self._progress(len(plan), self.tally.restored)
+        await self._restore_volumes(loc, backup_name)
         phase = models.RestorePhase.PARTIALLY_FAILED if self.tally.errors else models.RestorePhase.COMPLETED
         if (bsl.get("spec") or {}).get("accessMode", "ReadWrite") != "ReadOnly":
             await self._upload(loc)  # as Velero: results and logs are in the bucket before the terminal phase
         self._finish(phase)
         return None
+
+    async def _restore_volumes(self, loc: s3.S3Location, backup_name: str) -> None:
+        """PodVolumeRestores: the restored claims' data from the kopia repository (errors counted)."""
+        if self.c.fsb is None or not self.claims:
+            return
+        mapping = {str(k): str(v) for k, v in (self.spec.get("namespaceMapping") or {}).items()}
+        done, problems = await self.c.fsb.restore(loc, backup_name, restored=self.claims, mapping=mapping)
+        for scope, message in problems:
+            self.tally.error(scope, message)
+        self.tally.log.append(f"restored {done} pod volumes from kopia")
 
     def plan(self, items: tuple[tarball.Item, ...]) -> list[tarball.Item]:
         """The selected items in Velero's restore order (namespaces included for selected namespaces)."""
@@ -209,6 +221,8 @@ class RestoreRun:
             self.tally.error(scope, f"error restoring {what}: {exc.reason}: {exc}")
         if outcome in ("created", "updated", "exists"):
             self.tally.restored += 1
+            if rt is kt.PVCS:
+                self.claims.add((str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"])))
         key = f"{item.obj.get('apiVersion', '')}/{item.obj.get('kind', '')}"
         where = f"{obj['metadata'].get('namespace', '')}/" if item.namespace else ""
         self.tally.resource_list.setdefault(key, []).append(f"{where}{obj['metadata']['name']}({outcome})")

@@ -209,13 +209,15 @@ async def write_backup(
     results: tuple[models.Result, models.Result] = (models.Result(), models.Result()),
     log_lines: Sequence[str] = (),
     on_upload: Callable[[str], None] | None = None,
+    pod_volume_backups: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Upload a backup in Velero's order; returns the final Backup document written.
 
     ``backup`` is the Backup CR (its status is completed here); ``results`` is (warnings, errors).
     Order: logs, velero-backup.json (Finalizing), tarball (on failure the metadata is deleted
     again), gz side files, velero-backup.json again with ``final_phase`` and completionTimestamp.
-    ``on_upload`` is called with each key after it is stored.
+    ``on_upload`` is called with each key after it is stored; ``pod_volume_backups`` go into
+    ``<b>-podvolumebackups.json.gz`` (their kopia data must be written before).
     """
     name = str(backup["metadata"]["name"])
     p = loc.prefix
@@ -247,9 +249,10 @@ async def write_backup(
         await put(layout.backup_resource_list(p, name), gzip_json(tarball.resource_list(items)))
         await put(layout.backup_results(p, name),
                   gzip_json({"warnings": results[0].to_wire(), "errors": results[1].to_wire()}))
-        for key in (layout.backup_volume_snapshots(p, name), layout.backup_pod_volume_backups(p, name),
+        pvbs = layout.backup_pod_volume_backups(p, name)
+        for key in (layout.backup_volume_snapshots(p, name), pvbs,
                     layout.backup_item_operations(p, name), layout.backup_volume_info(p, name)):
-            await put(key, gzip_json([]))
+            await put(key, gzip_json(list(pod_volume_backups) if key == pvbs else []))
         status["phase"] = final_phase.value
         status["completionTimestamp"] = models.format_timestamp(completed_at)
         await put(layout.backup_metadata(p, name), _json(doc))

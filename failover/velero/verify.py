@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from failover import s3
+from failover import s3, s3copy
 from failover.core import errors
 from failover.velero import bucket, layout, models, tarball
 
@@ -48,11 +48,16 @@ async def record_manifest(src: s3.S3Location, dst: s3.S3Location, name: str) -> 
     Called by replication before it copies the backup (so before its metadata lands). Idempotent.
     """
     objects = await bucket.list_backup_objects(src, name)
-    doc = {"backup": name, "objects": {
-        _relative(src, name, o.key): {"size": o.size, "etag": o.etag}
-        for o in objects if not o.key.endswith(MANIFEST_SUFFIX)}}
+    data = manifest_bytes(name, [(_relative(src, name, o.key), o.size, o.etag) for o in objects])
     async with s3.open_client(dst) as client:
-        await s3.put_bytes(client, dst, manifest_key(dst.prefix, name), json.dumps(doc, sort_keys=True).encode())
+        await s3.put_bytes(client, dst, manifest_key(dst.prefix, name), data)
+
+
+def manifest_bytes(name: str, objects: Collection[tuple[str, int, str]]) -> bytes:
+    """The manifest of backup ``name`` from (key relative to the backup's dir, size, ETag) triples."""
+    doc = {"backup": name, "objects": {rel: {"size": size, "etag": etag}
+                                       for rel, size, etag in objects if not rel.endswith(MANIFEST_SUFFIX)}}
+    return json.dumps(doc, sort_keys=True).encode()
 
 
 async def _manifest(loc: s3.S3Location, name: str) -> dict[str, tuple[int, str]] | None:
@@ -100,7 +105,7 @@ async def _problem(loc: s3.S3Location, info: models.BackupInfo, objects: Mapping
         have = objects.get(rel)
         if have is None:
             return f"{rel} is missing (the source had it)"
-        if have.size != size or (etag and have.etag != etag):
+        if have.size != size or (etag and have.etag != etag and not await _copied_from(loc, have.key, etag)):
             return (f"{rel} differs from what the source recorded at replication (size {have.size} vs {size}, "
                     f"checksum {have.etag[:12]} vs {etag[:12]})")
     async with s3.open_client(loc) as client:
@@ -110,6 +115,13 @@ async def _problem(loc: s3.S3Location, info: models.BackupInfo, objects: Mapping
     except errors.ProtocolError as exc:
         return str(exc)
     return None
+
+
+async def _copied_from(loc: s3.S3Location, key: str, etag: str) -> bool:
+    """Whether ``key`` is a streamed copy of the source object with ``etag`` (a multipart copy or a
+    provider whose ETags are no MD5s has another ETag; the copy records the source's)."""
+    async with s3.open_client(loc) as client:
+        return await s3copy.recorded_source_etag(client, loc, key) == etag
 
 
 # --- the store's record of bad backups ---------------------------------------------------------------

@@ -43,3 +43,23 @@ MakeLocation = Callable[..., s3.S3Location]
 def make_location() -> MakeLocation:
     """``make_location(server, prefix=..., bucket=...)``: an S3Location on that server."""
     return location
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def moto_pair(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[MotoServer, MotoServer]]:
+    """Two isolated 'providers' for the whole session (replication tests use fresh buckets)."""
+    logs = tmp_path_factory.mktemp("moto-pair")
+    a = await start_moto_server(log_path=logs / "a.log")
+    b = await start_moto_server(log_path=logs / "b.log")
+    yield a, b
+    await a.stop()
+    await b.stop()
+
+
+async def fresh_locations(pair: tuple[MotoServer, MotoServer], *, dst_prefix: str = "standby"
+                          ) -> tuple[s3.S3Location, s3.S3Location]:
+    """A new source bucket on the first server and a new standby bucket (with prefix) on the second."""
+    src, dst = location(pair[0]), location(pair[1], prefix=dst_prefix)
+    await s3.ensure_bucket(src)
+    await s3.ensure_bucket(dst)
+    return src, dst
