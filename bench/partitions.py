@@ -79,7 +79,7 @@ async def trial(cluster: lab_etcd.EtcdCluster, thread: h.ProxyThread, *, scenari
         out["at_step"] = at_step
         checker = next(c for c in group if c is not leader) if scenario.startswith("leader") else leader
         done = await wait(lambda: checker.store is not None and _safe(lambda: h.run_succeeded_once(checker.store)),
-                          40)
+                          90)
         if scenario.startswith("leader"):
             newer = [o for o in offices if (old_epoch or 0) < o.epoch and o.at >= t_fault]
             out["recovery_s"] = round(newer[0].at - t_fault, 3) if newer else None

@@ -31,6 +31,10 @@ from tests.e2e.conftest import Lab, make_config, wait_for
 from tests.e2e.test_failover_lab import ACTIVE, assert_served_by
 
 pytestmark = pytest.mark.timeout(420)
+REPO = Path(__file__).resolve().parents[2]
+#: one component per restore group (and one scaled app): three daemons probe every site every
+#: interval, so the test keeps the workplace small; every mechanism is the one of the full profile
+COMPONENTS = ("platform", "postgresql", "keycloak", "nextcloud", "jitsi", "intercom")
 OBSERVERS = ("obs-a", "obs-b", "obs-c")
 INTERVAL, FAIL_AFTER = 1.0, 2
 
@@ -39,6 +43,10 @@ INTERVAL, FAIL_AFTER = 1.0, 2
 def ha_lab(tmp_path: Path) -> Iterator[Lab]:
     path = make_config(tmp_path)
     data = yaml.safe_load(path.read_text())
+    profile = yaml.safe_load((REPO / "config" / "workplaces" / "opendesk.yaml").read_text())
+    profile["components"] = [c for c in profile["components"] if c["name"] in COMPONENTS]
+    (tmp_path / "ha-workplace.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    data["workplace"]["profile"] = str(tmp_path / "ha-workplace.yaml")
     data["health"].update(interval=INTERVAL, fail_after=FAIL_AFTER, timeout=3.0)
     data["coordination"] = {"backend": "etcd", "lease_ttl": 15, "request_timeout": 2.0}
     data["lab"]["observers"] = list(OBSERVERS)
@@ -88,7 +96,7 @@ async def test_three_daemons_split_vote_holds_and_a_killed_leader_is_replaced(ha
         await wait_for(lambda: (status(store).get("coordination") or {}).get("leader"), timeout=120,
                        what="a leader elected with two etcd members of three", interval=1)
         lab.cli("lab", "heal", "etcd-3")
-        await wait_for(steady, timeout=120, what="a leader, three healthy votes and a ready standby", interval=1)
+        await wait_for(steady, timeout=300, what="a leader, three healthy votes and a ready standby", interval=1)
 
         # 1. one observer cut off from the active site: a split vote, no failover
         lab.cli("lab", "break", ACTIVE, "--mode", "observer=obs-c")
