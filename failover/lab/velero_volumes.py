@@ -66,6 +66,8 @@ class VolumeBackups:
             source = kopia.snapshot_source(item.namespace, pod, item.name)
             by_ns.setdefault(item.namespace, {})[source] = (item.name, pod, uid, files)
         pvbs: list[dict[str, Any]] = []
+        if not by_ns:
+            return pvbs  # no volume holds data: no repository to open
         async with s3.open_client(loc) as client:
             for namespace, volumes in sorted(by_ns.items()):
                 snaps = await self._repo(client, loc, namespace).write_snapshots(
