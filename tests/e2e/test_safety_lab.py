@@ -36,7 +36,7 @@ from failover.velero import bucket, layout, verify
 from tests.e2e.conftest import Lab, make_config, newest_run, wait_for
 from tests.e2e.test_failover_lab import ACTIVE, finished_run
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1800)  # a hang guard; ~2 min each on a quiet machine
 
 #: probe margins for a machine shared by many test suites: the scenarios are about the rules, and a
 #: probe that times out on a loaded CPU must not look like the outage under test
