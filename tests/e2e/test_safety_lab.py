@@ -167,7 +167,7 @@ async def test_refusals_api_only_outage_two_daemons_and_unconfirmed_fence(safety
         def confirmed() -> bool:
             return any(d.sentence.startswith(f"re-fencer: {ACTIVE} reached") for d in store.decisions(limit=50))
 
-        await wait_for(confirmed, timeout=120, what="the re-fencer's confirmation")
+        await wait_for(confirmed, timeout=300, what="the re-fencer's confirmation")
         plan = lab.cli("plan", "failover", "--to", ACTIVE, "--json", check=False)
         assert any("fenced" in r for r in plan["would_refuse"]), plan
         assert len(store.list_runs(limit=5)) == 1
