@@ -379,8 +379,8 @@ class Daemon:
                 kube = self.services.kube.get(name)
                 if role != models.Role.FENCED.value or kube is None:
                     continue
-                try:
-                    async with asyncio.timeout(5):
+                try:  # scaling every workload of the profile: bounded, but not by one probe's timeout
+                    async with asyncio.timeout(max(30.0, self.cfg.health.timeout * 6)):
                         scaled = await fence_actions.scale_down(
                             kube, list(self.runtime.profile.components), self.runtime.sites[name].site.velero_namespace)
                 except (TimeoutError, Exception):  # unreachable: try again next time

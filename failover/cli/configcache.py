@@ -49,10 +49,22 @@ def _parse(data: bytes) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+_MAX_BYTES = 1024 * 1024  #: as failover.config.yamlpos.MAX_BYTES: `--config /dev/zero` must not fill memory
+
+
+def _read(path: Path) -> bytes:
+    """At most 1 MiB of ``path``; larger is an error (the full validation then says so, with file:line)."""
+    with open(path, "rb") as fh:
+        data = fh.read(_MAX_BYTES + 1)
+    if len(data) > _MAX_BYTES:
+        raise ValueError(f"{path}: larger than 1 MiB")
+    return data
+
+
 def raw_config(path: Path) -> dict[str, Any]:
     """The config file as plain YAML data, unvalidated ({} when unreadable): for completion."""
     try:
-        return _parse(path.read_bytes())
+        return _parse(_read(path))
     except Exception:
         return {}
 
@@ -69,10 +81,10 @@ def _locate(config: Path | None) -> tuple[Path, Path, str] | None:
     """(config path, state dir, digest) from the raw files, or None when they cannot be read."""
     path = (config or paths.default_config_path()).resolve()
     try:
-        data = path.read_bytes()
+        data = _read(path)
         raw = _parse(data)
         workplace = raw.get("workplace") if isinstance(raw.get("workplace"), dict) else {}
-        profile = paths.profile_path((workplace or {}).get("profile"), path).read_bytes()
+        profile = _read(paths.profile_path((workplace or {}).get("profile"), path))
         state = paths.state_dir(raw.get("state_dir"), path)
     except Exception:  # unreadable or not YAML: the full validation says what is wrong, with file:line
         return None
