@@ -23,6 +23,7 @@ import pytest
 from failover.config import loader, runtime
 from failover.core import kubetypes as kt
 from failover.drill import journal as journal_mod
+from failover.drill import testfailover
 from failover.health import probes
 from failover.kube import KubeClient
 from tests.drill.conftest import DrillLab
@@ -118,8 +119,8 @@ async def _drill_objects(kube: KubeClient) -> list[str]:
 
 async def test_test_failover_touches_neither_production_nor_dns_and_leaves_nothing(drill_lab: DrillLab) -> None:
     rt = runtime_of(drill_lab)
-    active = KubeClient(base_url=str(rt.sites[ACTIVE].kube_api), site=ACTIVE)
-    standby = KubeClient(base_url=str(rt.sites[STANDBY].kube_api), site=STANDBY)
+    active = testfailover.kube_for(rt, rt.sites[ACTIVE])
+    standby = testfailover.kube_for(rt, rt.sites[STANDBY])
     try:
         before = await _production(rt, active)
         proc = await asyncio.create_subprocess_exec(
@@ -147,7 +148,7 @@ async def test_test_failover_touches_neither_production_nor_dns_and_leaves_nothi
 
 async def test_kill_9_mid_drill_then_drill_cleanup_leaves_nothing(drill_lab: DrillLab) -> None:
     rt = runtime_of(drill_lab)
-    standby = KubeClient(base_url=str(rt.sites[STANDBY].kube_api), site=STANDBY)
+    standby = testfailover.kube_for(rt, rt.sites[STANDBY])
     journal = journal_mod.DrillJournal.open(drill_lab.state)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "failover.cli", "--config", str(drill_lab.config), "drill", "run", "test-failover",
