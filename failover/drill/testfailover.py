@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from failover import kubeaccess
 from failover.actions import common
 from failover.config import models
 from failover.config.runtime import Runtime, SiteEndpoints
@@ -30,6 +31,8 @@ from failover.drill import naming
 from failover.drill.model import StepTiming
 from failover.kube import KubeClient, workload_ready
 from failover.velero import bucket
+from providers import registry
+from providers.base import Provider
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +56,14 @@ class TestFailoverResult:
     left_over: list[str] = field(default_factory=list)
 
 
-def kube_for(ep: SiteEndpoints, cfg: models.Config) -> KubeClient:
-    if not ep.kube_api:
-        raise errors.PermanentError(f"site {ep.name} has no Kubernetes API configured")
-    return KubeClient(base_url=ep.kube_api, site=ep.name, token=ep.kube_token, timeout=cfg.health.timeout,
-                      verify=ep.site.kube.verify_tls)
+def kube_for(rt: Runtime, ep: SiteEndpoints) -> KubeClient:
+    """The standby's client exactly as the daemon builds it (kubeconfig, api+token, or the provider's)."""
+
+    def provider(name: str) -> Provider | None:
+        settings = rt.providers.get(name)
+        return None if settings is None else registry.create(settings)
+
+    return kubeaccess.client_for(ep, timeout=kubeaccess.request_timeout(rt.config.health), provider=provider)
 
 
 class _Step:
@@ -89,7 +95,7 @@ async def run(rt: Runtime, journal: journal_mod.DrillJournal, row: journal_mod.D
     if ep.storage is None:
         raise errors.PermanentError(f"standby {standby} has no bucket configured")
     result = TestFailoverResult(standby=standby)
-    kube = kube_for(ep, rt.config)
+    kube = kube_for(rt, ep)
     try:
         try:
             await _restore_and_verify(rt, journal, row, kube, ep, result, say, timeout)
@@ -226,7 +232,7 @@ async def cleanup_drill(rt: Runtime, journal: journal_mod.DrillJournal, row: jou
     for res in journal.resources(row.seq):
         by_site.setdefault(res.site, []).append(res)
     for site, resources in by_site.items():
-        client = kube or kube_for(rt.sites[site], rt.config)
+        client = kube or kube_for(rt, rt.sites[site])
         try:
             left += await _cleanup_site(journal, row, client, resources, rt.sites[site].site.velero_namespace, say)
         finally:

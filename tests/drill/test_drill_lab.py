@@ -23,8 +23,10 @@ import pytest
 from failover.config import loader, runtime
 from failover.core import kubetypes as kt
 from failover.drill import journal as journal_mod
+from failover.drill import testfailover
 from failover.health import probes
 from failover.kube import KubeClient
+from failover.velero import bucket
 from tests.drill.conftest import DrillLab
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,6 +40,17 @@ async def wait_for(predicate: Any, *, timeout: float) -> None:
     while not await predicate():
         assert time.monotonic() < deadline, f"condition not met within {timeout}s"
         await asyncio.sleep(0.1)
+
+
+async def standby_holds_a_backup(rt: runtime.Runtime) -> None:
+    """The test failover restores what is replicated; a fresh lab needs a moment for the first replica."""
+    loc = rt.sites[STANDBY].storage
+    assert loc is not None
+
+    async def present() -> bool:
+        return await bucket.newest_complete(loc) is not None
+
+    await wait_for(present, timeout=180)
 
 
 def runtime_of(lab: DrillLab) -> runtime.Runtime:
@@ -118,9 +131,10 @@ async def _drill_objects(kube: KubeClient) -> list[str]:
 
 async def test_test_failover_touches_neither_production_nor_dns_and_leaves_nothing(drill_lab: DrillLab) -> None:
     rt = runtime_of(drill_lab)
-    active = KubeClient(base_url=str(rt.sites[ACTIVE].kube_api), site=ACTIVE)
-    standby = KubeClient(base_url=str(rt.sites[STANDBY].kube_api), site=STANDBY)
+    active = testfailover.kube_for(rt, rt.sites[ACTIVE])
+    standby = testfailover.kube_for(rt, rt.sites[STANDBY])
     try:
+        await standby_holds_a_backup(rt)
         before = await _production(rt, active)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "failover.cli", "--config", str(drill_lab.config), "drill", "run", "test-failover",
@@ -147,8 +161,9 @@ async def test_test_failover_touches_neither_production_nor_dns_and_leaves_nothi
 
 async def test_kill_9_mid_drill_then_drill_cleanup_leaves_nothing(drill_lab: DrillLab) -> None:
     rt = runtime_of(drill_lab)
-    standby = KubeClient(base_url=str(rt.sites[STANDBY].kube_api), site=STANDBY)
+    standby = testfailover.kube_for(rt, rt.sites[STANDBY])
     journal = journal_mod.DrillJournal.open(drill_lab.state)
+    await standby_holds_a_backup(rt)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "failover.cli", "--config", str(drill_lab.config), "drill", "run", "test-failover",
         "--json", env=drill_lab.env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
