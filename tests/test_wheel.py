@@ -18,7 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: what the build reads (pyproject's `readme` included); copied so the build leaves the checkout alone
-PACKAGING_INPUTS = ("failover", "providers", "config", "playbooks", "pyproject.toml", "setup.py", "README.md")
+PACKAGING_INPUTS = ("failover", "providers", "config", "playbooks", "drills", "pyproject.toml", "setup.py",
+                    "README.md")
 
 
 def _run(argv: list[str], *, cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:

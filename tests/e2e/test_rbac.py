@@ -43,11 +43,13 @@ async def failover_recorded(lab: Lab) -> list[dict[str, str]]:
 
     def replicated() -> dict[str, Any] | None:
         lab.cli("daemon", "--once", timeout=300)
-        plan = lab.cli("plan", "failover", "--to", TARGET, "--json")
-        return plan if plan["backup"] else None
+        plan = lab.cli("plan", "failover", "--to", TARGET, "--json", check=False)  # exit 1: would refuse
+        return plan if plan.get("backup") or plan.get("skipped_backups") else None  # any age: --allow-stale
 
     await wait_for(replicated, timeout=240, what="a backup replicated to the target", interval=1.0)
-    run = lab.cli("run", "failover", "--to", TARGET, "--allow-stale", "--json", timeout=420)
+    # readiness is not what this test is about (a loaded machine may keep a probe verdict pending)
+    run = lab.cli("run", "failover", "--to", TARGET, "--allow-stale", "--force", "--reason",
+                  "recording the requests a failover makes", "--json", timeout=420)
     assert run["phase"] == "succeeded", run
     lab.cli("status", "--live", "--json", timeout=300)  # a probe round of its own, not the snapshot
     status = lab.cli("lab", "status", "--json")

@@ -257,6 +257,12 @@ async def test_scale_subresource_get_put_patch(kube_client: client.ApiClient) ->
             ),
         ),
     )
+
+    async def settled() -> bool:  # the workload controller has written its status (a new resourceVersion)
+        sts = await apps.read_namespaced_stateful_set_status("db", "od")
+        return bool(sts.status and sts.status.ready_replicas == 1)
+
+    assert await eventually(settled, timeout=10)
     scale = await apps.read_namespaced_stateful_set_scale("db", "od")
     assert (scale.kind, scale.api_version, scale.spec.replicas) == ("Scale", "autoscaling/v1", 1)
     assert scale.status.selector == "app=db"
