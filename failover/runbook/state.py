@@ -82,3 +82,11 @@ def evidence_of(signoffs: list[SignoffRecord]) -> dict[str, JSON]:
         if isinstance(given, dict):
             out.update(given)
     return out
+
+
+def break_glass_of(store: Store, run_id: str | None) -> list[dict[str, JSON]]:
+    """The break-glass overrides of a run as JSON (``[]`` without a run or the runbook's state)."""
+    if run_id is None:
+        return []
+    return [{"rule": g.rule, "reason": g.reason, "by": g.by, "at": g.at, "sentence": g.sentence}
+            for g in meta(store, run_id).break_glass]
