@@ -51,6 +51,10 @@ _COMMANDS: dict[str, str] = {
     "warm-restore": "velero --kubecontext <SITE> restore create --from-backup <BACKUP> "
                     "--include-namespaces opendesk --existing-resource-policy update --wait",
     "mark-time": "# write the time into the log (section 6)",
+    "point-buckets": "kubectl --context <SITE> -n opendesk set env deployment/<APP> S3_ENDPOINT=<SITE's S3 endpoint> "
+                     "S3_BUCKET=<SITE's copy of the app bucket>   # each app that keeps files in a bucket",
+    "verify-volumes": "velero --kubecontext <SITE> backup describe <BACKUP> --details   # every pod volume backup "
+                      "Completed; its snapshot readable in <SITE>'s bucket",
     "reprotect": "kubectl --context <SITE> -n opendesk scale deployment,statefulset --all --replicas=0\n"
                  "velero --kubecontext <SITE> schedule pause --all\n"
                  "kubectl --context <SITE> -n velero patch backupstoragelocation default --type merge "
