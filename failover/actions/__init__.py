@@ -1,8 +1,10 @@
 """The playbook actions: each is idempotent, carries the run's fencing epoch, and says what it did.
 
-Importing this package registers every action with :mod:`failover.playbook.registry`.
+Importing this package registers every action with :mod:`failover.playbook.registry`, the runbook's
+step gate (:mod:`failover.actions.manual`) and the audit trail's observer (:mod:`failover.audit`).
 """
 
-from failover.actions import buckets, dns, fence, lifecycle, restore, volumes
+from failover import audit
+from failover.actions import buckets, dns, fence, lifecycle, manual, reprotect, restore, volumes
 
-__all__ = ["buckets", "dns", "fence", "lifecycle", "restore", "volumes"]
+__all__ = ["audit", "buckets", "dns", "fence", "lifecycle", "manual", "reprotect", "restore", "volumes"]

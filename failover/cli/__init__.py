@@ -33,6 +33,8 @@ COMMAND_MODULES = (
     "failover.cli.config_cmd",
     "failover.lab.cli",  # the lab registers its own command; the product never imports it
     "failover.cli.completion",
+    "failover.cli.runbook_cmd",
+    "failover.cli.audit_cmd",
 )
 
 

@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from failover.cli import output
@@ -54,6 +55,9 @@ def register(sub: Any) -> None:
     p.add_argument("run_id")
     p.add_argument("--by", default=None, help="who approves (default: the login name; with --server: the token's)")
     _remote_options(p)
+    p.add_argument("--as", dest="as_", default=None, metavar="NAME",
+                   help="approve as this operator (proved by its secret; needed with policy.approvers > 1)")
+    p.add_argument("--secret-file", type=Path, default=None, help="file holding the operator's secret")
     p.set_defaults(func=approve)
 
     p = sub.add_parser("history", help="past runs and decisions")
@@ -325,6 +329,15 @@ def approve(args: argparse.Namespace) -> int:
         raise errors.InputError(f"no run {args.run_id!r}; `failover history` lists runs")
     if str(run_record.phase) != "waiting_approval":
         raise errors.InputError(f"run {args.run_id} is {run_record.phase}, not waiting for approval")
+    if args.as_ or rt.config.policy.approvers > 1:  # four eyes: operators proven by their secrets
+        from failover.runbook import operators, service
+
+        actor = operators.identify(rt.config, args.as_, secret_file=args.secret_file)
+        names, done = service.approve(cfg=rt.config, store=store, actor=actor, run_id=args.run_id)
+        output.console.print(f"run {args.run_id} approved by {', '.join(names)}; the daemon proceeds on its next "
+                             "cycle" if done else f"run {args.run_id}: approval {len(names)} of "
+                             f"{rt.config.policy.approvers} ({', '.join(names)}); another operator must approve")
+        return 0
     store.approve_run(args.run_id, args.by or getpass.getuser())
     output.console.print(f"run {args.run_id} approved; the daemon proceeds on its next cycle")
     return 0

@@ -80,6 +80,9 @@ def _with_run(doc: dict[str, Any], store: Any) -> dict[str, Any]:
     doc["run"] = None if run is None else {"id": str(run.id), "playbook": run.playbook, "phase": str(run.phase),
                                            "step": step}
     doc["paused"] = bool(store.get_state("paused"))
+    from failover.runbook import state as runbook_state  # break glass is shown loudly while its run lives
+
+    doc["break_glass"] = runbook_state.break_glass_of(store, None if run is None else str(run.id))
     return doc
 
 
@@ -168,6 +171,9 @@ def status(args: argparse.Namespace) -> int:
         output.emit_json(doc)
         return 0
     print_status(doc, wide=args.wide)
+    for g in doc.get("break_glass") or []:
+        output.console.print(f"[red bold]BREAK GLASS[/red bold]: {g['rule']} overridden by {g['by']}: {g['reason']}",
+                             markup=True)
     return 0
 
 

@@ -164,6 +164,36 @@ class Storage(_Model):
                                         "this site's bucket name (default: the logical name)")
 
 
+class Support(_Model):
+    """Whom to call: a provider's support desk or a contact (printed in the Notfallhandbuch)."""
+
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    url: str | None = None
+    contract: str | None = None  #: contract or customer number to quote
+    hours: str | None = None  #: e.g. "24/7"
+
+
+class Operator(_Model):
+    """A person who may act through the runbook; proves it with a secret (env/file, or its hash)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9._-]*$")
+    full_name: str | None = None
+    roles: tuple[str, ...] = ()
+    secret: Credential | None = None  #: where the operator's secret is (compared in constant time)
+    secret_hash: str | None = Field(default=None, pattern=r"^pbkdf2-sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}$",
+                                    description="pbkdf2-sha256$ITER$SALT$HASH (`failover runbook hash-secret`)")
+    phone: str | None = None
+    email: str | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Operator:
+        if (self.secret is None) == (self.secret_hash is None):
+            raise ValueError(f"operator {self.name}: give exactly one of secret ({{env|file}}) or secret_hash")
+        return self
+
+
 class Site(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=bounds.NAME)
     provider: str = Field(max_length=bounds.NAME)
@@ -177,6 +207,7 @@ class Site(_Model):
     storage: Storage = Storage()
     velero_namespace: str = "velero"
     bsl: str = "default"
+    support: Support | None = None  #: the provider's support desk for this site
 
     def cluster_ref(self) -> ClusterRef:
         return self.cluster or ClusterRef(region=self.region, cluster=self.name)
@@ -240,6 +271,11 @@ class Policy(_Model):
     max_failed_runs: int = Field(default=3, ge=1, le=100, description=(
         "failed automatic runs in a row after which the daemon stops and asks for a human"))
 
+    approvers: int = Field(default=1, ge=1, le=9,
+                           description="different operators who must `approve` a run that waits for approval")
+    approver_role: str = Field(default="approver", description="the role an approver needs (with operators)")
+    break_glass_role: str = Field(default="break-glass", description="the role that may override a safety rule")
+
     @field_validator("preference")
     @classmethod
     def _no_duplicates(cls, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -296,6 +332,8 @@ class Config(_Model):
     policy: Policy = Policy()
     notify: tuple[str, ...] = ()  #: webhook URLs
     coordination: Coordination = Coordination()
+    operators: tuple[Operator, ...] = ()  #: who may act through the runbook (`--as NAME`)
+    roles: dict[str, str] = Field(default_factory=dict, description="role name -> what it is responsible for")
     lab: LabConfig | None = None  #: present: this config describes the lab
     api: ApiConfig | None = None  #: the daemon's HTTP API, metrics and status page
     notifications: NotificationsConfig | None = None  #: Matrix, e-mail, webhook channels
@@ -318,6 +356,15 @@ class Config(_Model):
             raise ValueError(f"notifications.sites: unknown site(s) {', '.join(unknown)}")
         return self
 
+    @field_validator("operators")
+    @classmethod
+    def _operators(cls, operators: tuple[Operator, ...]) -> tuple[Operator, ...]:
+        names = [o.name for o in operators]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"operator names must be unique; repeated: {', '.join(dupes)}")
+        return operators
+
     def site(self, name: str) -> Site:
         for s in self.sites:
             if s.name == name:
@@ -337,6 +384,6 @@ class Config(_Model):
 __all__ = [
     "Component", "Config", "Constraints", "Coordination", "CoordinationBackend", "DnsConfig", "HealthConfig",
     "Ingress", "KubeAccess",
-    "LabConfig", "Policy", "PolicyMode", "Probe", "ProviderKind", "Role", "S3BucketData", "Site", "Storage",
-    "Strategy", "Workload", "WorkplaceConfig", "WorkplaceProfile",
+    "LabConfig", "Operator", "Policy", "PolicyMode", "Probe", "ProviderKind", "Role", "S3BucketData", "Site", "Storage",
+    "Strategy", "Support", "Workload", "WorkplaceConfig", "WorkplaceProfile",
 ]

@@ -99,7 +99,8 @@ class Engine:
         self.holder = holder
         self.store = store
         self.services = services
-        self.observers = list(observers)
+        # plus the observers registered with the actions (the audit trail, once failover.actions is imported)
+        self.observers = [*observers, *registry.default_observers(store)]
         self.clock = clock
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
@@ -137,6 +138,9 @@ class Engine:
         await notify(self.observers, lambda o: o.run_started(execution.run))
         failure = await execution.run_stages()
         phase = RunPhase.FAILED if failure else RunPhase.SUCCEEDED
+        aborted = self.store.get_run(run_id)
+        if aborted is not None and aborted.phase is RunPhase.CANCELLED:  # an operator aborted it meanwhile
+            phase, failure = RunPhase.CANCELLED, aborted.error
         final = self.store.update_run(run_id, phase=phase, finished_at=self.clock(), error=failure)
         logger.info("run %s %s%s", run_id, phase.value, f": {failure}" if failure else "")
         await notify(self.observers, lambda o: o.run_finished(final))
@@ -272,6 +276,20 @@ class _Execution:
         await notify(self.engine.observers, lambda o: o.step_finished(self.run, end))
         return Outcome(key=key, ok=False, error=error)
 
+    async def journal_skip(self, step: Step, key: str, iteration: str | None, reason: str) -> Outcome:
+        """An operator skipped the step: journaled ``skipped``; the run goes on (later templates that
+        read its outputs fail, which is why a skip names its reason)."""
+        output: JSON = {"skipped": True, "reason": reason}
+        rec = self.store.record_step_start(self.run.id, key, step_id=step.id, attempt=0,
+                                           started_at=self.engine.clock(), status=StepStatus.SKIPPED)
+        end = self.store.record_step_end(rec.record_id, status=StepStatus.SKIPPED, finished_at=self.engine.clock(),
+                                         output=output, error=f"skipped by an operator: {reason}")
+        await self.finished(end)
+        self.done[key] = output
+        if iteration is None:
+            self.outputs[step.id] = output
+        return Outcome(key=key, ok=True)
+
     async def run_one(self, step: Step, *, key: str, iteration: str | None,
                       scope: Mapping[str, JSON]) -> Outcome:
         if key in self.done:
@@ -286,6 +304,10 @@ class _Execution:
                 raise errors.PermanentError(f"invalid parameters for {step.uses}: {exc}") from exc
         except (LookupError, errors.FailoverError) as exc:
             return await self.journal_failure(step, key, iteration, exc)
+        for gate in registry.gates():  # step mode and skips (failover.actions.manual); may wait
+            reason = await gate(self.store, self.run, step, key)
+            if reason is not None:
+                return await self.journal_skip(step, key, iteration, reason)
         attempt = _Attempt(self, step, key=key, iteration=iteration, spec=spec, params=params)
         try:
             output = await retry.call(attempt, attempts=step.retries + 1,

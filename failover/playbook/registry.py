@@ -17,7 +17,9 @@ from typing import TypeVar, cast
 
 from pydantic import BaseModel
 
-from failover.playbook.model import StepContext, StepResult
+from failover.playbook.model import Step, StepContext, StepResult
+from failover.playbook.observers import RunObserver
+from failover.store import RunRecord, Store
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,35 @@ def get(name: str) -> ActionSpec:
 
 def names() -> list[str]:
     return sorted(_actions)
+
+
+#: ``await gate(store, run, step, key)`` before a step runs: None lets it run, a string skips it
+#: (journaled ``skipped`` with that reason); a gate may wait (step mode waits for ``runbook next``)
+StepGate = Callable[[Store, RunRecord, Step, str], Awaitable[str | None]]
+#: builds an observer every engine gets (the audit trail); called with the engine's store
+ObserverFactory = Callable[[Store], RunObserver]
+_gates: dict[str, StepGate] = {}
+_observer_factories: dict[str, ObserverFactory] = {}
+
+
+def step_gate(fn: StepGate) -> StepGate:
+    """Register ``fn`` as a gate the engine awaits before every step (idempotent by qualname)."""
+    _gates[_qualname(fn)] = fn
+    return fn
+
+
+def gates() -> list[StepGate]:
+    return list(_gates.values())
+
+
+def engine_observer(factory: ObserverFactory) -> ObserverFactory:
+    """Register an observer factory; every engine adds one observer from it (idempotent)."""
+    _observer_factories[_qualname(factory)] = factory
+    return factory
+
+
+def default_observers(store: Store) -> list[RunObserver]:
+    return [factory(store) for factory in _observer_factories.values()]
 
 
 def ensure_builtin() -> None:

@@ -18,6 +18,8 @@ Contracts shared by every implementation:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,6 +118,53 @@ class DecisionRecord:
     payload: JSON
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of the hash-chained audit log: ``hash = sha256(prev + canonical JSON of body)``."""
+
+    seq: int
+    body: dict[str, JSON]  #: seq, ts, actor, action, run, subject, details
+    prev: str  #: the previous entry's hash (:data:`AUDIT_GENESIS` for the first)
+    hash: str
+
+
+@dataclass(frozen=True)
+class SignoffRecord:
+    """An operator's sign-off on a step of a run: confirm, skip, next (step mode) or approve."""
+
+    run_id: str
+    key: str
+    action: str
+    operator: str
+    at: datetime
+    detail: JSON
+
+
+@dataclass(frozen=True)
+class WaitRecord:
+    """A step that waits for people: ``confirm`` (a manual step) or ``next`` (step mode)."""
+
+    run_id: str
+    key: str
+    kind: str
+    since: datetime
+    detail: JSON
+
+
+#: the ``prev`` of the first audit entry
+AUDIT_GENESIS = "0" * 64
+
+
+def canonical_json(value: JSON) -> bytes:
+    """The one byte form that is hashed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def audit_hash(prev: str, body: JSON) -> str:
+    """SHA-256 over the previous entry's hash and this entry's canonical JSON."""
+    return hashlib.sha256(prev.encode("ascii") + b"\n" + canonical_json(body)).hexdigest()
+
+
 class Store(Protocol):
     """The persistence the engine, the controller and the CLI rely on (see module docstring)."""
 
@@ -182,5 +231,27 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    # --- audit log, sign-offs, waits -----------------------------------------------------------------
+    def append_audit(self, *, actor: str, action: str, run: str | None = None, subject: str | None = None,
+                     details: JSON = None) -> AuditRecord:
+        """Append one entry chained to the previous one (atomically; ``append_decision`` appends one
+        too). The log is append-only: nothing updates or deletes an entry."""
 
-__all__ = ["JSON", "DecisionRecord", "RunPhase", "RunRecord", "StepRecord", "StepStatus", "Store"]
+    def audit_records(self, *, after: int = 0, limit: int | None = None) -> list[AuditRecord]:
+        """Entries with ``seq > after`` in order."""
+
+    def add_signoff(self, run_id: str, key: str, *, action: str, operator: str, detail: JSON = None) -> bool:
+        """Record a sign-off; False when this operator already gave this one (idempotent)."""
+
+    def signoffs(self, run_id: str, key: str | None = None) -> list[SignoffRecord]: ...
+
+    def set_wait(self, run_id: str, key: str, *, kind: str, detail: JSON = None) -> WaitRecord:
+        """Mark a step as waiting for people (idempotent; ``since`` is kept from the first call)."""
+
+    def clear_wait(self, run_id: str, key: str) -> None: ...
+
+    def waits(self, run_id: str) -> list[WaitRecord]: ...
+
+
+__all__ = ["AUDIT_GENESIS", "JSON", "AuditRecord", "DecisionRecord", "RunPhase", "RunRecord", "SignoffRecord",
+           "StepRecord", "StepStatus", "Store", "WaitRecord", "audit_hash", "canonical_json"]

@@ -24,6 +24,7 @@ from typing import Any
 
 from failover.core import errors
 from failover.store import JSON, DecisionRecord, RunPhase, RunRecord, StepRecord, StepStatus
+from failover.store.runbook_tables import RunbookTables, append_audit_entry
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -78,6 +79,33 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # 2: the runbook's operator sign-offs and waits, and the hash-chained audit log (failover.audit)
+    """
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        body TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE signoffs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        action TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        at TEXT NOT NULL,
+        detail TEXT,
+        UNIQUE (run_id, key, action, operator)
+    );
+    CREATE TABLE waits (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        since TEXT NOT NULL,
+        detail TEXT,
+        PRIMARY KEY (run_id, key)
+    );
+    """,
 )
 
 EPOCH_KEY = "fencing_epoch"
@@ -110,7 +138,7 @@ def _col(value: object) -> object:
     return value
 
 
-class SqliteStore:
+class SqliteStore(RunbookTables):
     """:class:`failover.store.Store` on one SQLite file (see module docstring)."""
 
     def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = utcnow,
@@ -280,6 +308,8 @@ class SqliteStore:
         with self._tx() as db:
             cur = db.execute("INSERT INTO decisions (ts, sentence, payload) VALUES (?, ?, ?)",
                              (at.isoformat(), sentence, _dump(payload)))
+            append_audit_entry(db, at, actor="daemon", action="decision", run=None, subject=None,
+                   details={"sentence": sentence, "payload": payload})
             return DecisionRecord(id=int(cur.lastrowid or 0), ts=at, sentence=sentence, payload=payload)
 
     def decisions(self, limit: int = 20) -> list[DecisionRecord]:
