@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from failover import audit
-from failover.cli import output
-from failover.config import loader
-from failover.store import AuditRecord, sqlite
+
+def _lazy(name: str) -> Callable[[argparse.Namespace], Any]:
+    """The command's implementation, imported when it runs (the parser stays cheap to build: it is
+    built on every <Tab> of the shell completion)."""
+    def call(args: argparse.Namespace) -> Any:
+        module = importlib.import_module("failover.cli.audit_impl")
+        return getattr(module, name)(args)
+
+    return call
 
 
 def register(sub: Any) -> None:
@@ -21,58 +27,11 @@ def register(sub: Any) -> None:
     c.add_argument("--run", default=None, help="only the entries of this run")
     c.add_argument("--limit", type=int, default=None, help="only the newest N entries")
     c.add_argument("--json", action="store_true")
-    c.set_defaults(func=show)
+    c.set_defaults(func=_lazy("show"))
     c = asub.add_parser("verify", help="check the hash chain; names each changed, deleted or reordered entry")
     c.add_argument("--file", type=Path, default=None, help="verify an exported file instead of the state")
     c.add_argument("--json", action="store_true")
-    c.set_defaults(func=verify)
+    c.set_defaults(func=_lazy("verify"))
     c = asub.add_parser("export", help="the log as JSON Lines (verifiable offline with verify --file)")
     c.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
-    c.set_defaults(func=export)
-
-
-def _entries(args: argparse.Namespace) -> list[AuditRecord]:
-    loaded = loader.load(args.config)
-    db = loaded.state_dir / "failover.db"
-    if not db.exists():
-        return []
-    return sqlite.SqliteStore(db).audit_records()
-
-
-def show(args: argparse.Namespace) -> int:
-    entries = [e for e in _entries(args) if args.run is None or e.body.get("run") == args.run]
-    if args.limit is not None:
-        entries = entries[-args.limit:]
-    if args.json:
-        output.emit_json({"entries": [{"seq": e.seq, **e.body, "prev": e.prev, "hash": e.hash} for e in entries]})
-        return 0
-    for e in entries:
-        output.console.print(audit.describe(e), markup=False)
-    return 0
-
-
-def verify(args: argparse.Namespace) -> int:
-    entries = audit.read_export(args.file) if args.file else _entries(args)
-    problems = audit.verify(entries)
-    doc = {"entries": len(entries), "intact": not problems, "head": entries[-1].hash if entries else None,
-           "problems": [p.__dict__ for p in problems]}
-    if args.json:
-        output.emit_json(doc)
-    elif problems:
-        for p in problems:
-            output.console.print(f"TAMPERED: {p.message}", markup=False)
-        output.console.print(f"{len(problems)} problem(s) in {len(entries)} entries")
-    else:
-        output.console.print(f"intact: {len(entries)} entries, head {doc['head']}")
-    return 1 if problems else 0
-
-
-def export(args: argparse.Namespace) -> int:
-    lines = list(audit.export_lines(_entries(args)))
-    text = "".join(f"{line}\n" for line in lines)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
-        output.console.print(f"wrote {len(lines)} entries to {args.output}")
-    return 0
+    c.set_defaults(func=_lazy("export"))
