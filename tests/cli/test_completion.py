@@ -59,7 +59,7 @@ def test_bash_completion_of_commands_options_sites_playbooks_runs_and_files(stat
     assert {"status", "history", "plan", "run", "approve", "lab", "completion"} <= set(got["failover "].split())
     assert "__complete" not in got["failover "]
     assert got["failover status --w"].split() == ["--watch", "--wide"]
-    assert got["failover run "].split() == ["failover", "switchover"]
+    assert {"failover", "switchover"} <= set(got["failover run "].split())
     assert got["failover run failover --to "].split() == list(SITES)
     assert got["failover run failover --to st"] == "stackit-eu01"
     assert got["failover lab break "].split() == list(SITES)
