@@ -89,7 +89,8 @@ def script(args: argparse.Namespace) -> int:
 
 
 def answer(args: argparse.Namespace) -> int:
-    return answer_words(list(args.words))
+    config = ["--config", str(args.config)] if args.config else []  # `failover --config X __complete …`
+    return answer_words([*config, *args.words])
 
 
 def answer_words(words: Sequence[str]) -> int:
