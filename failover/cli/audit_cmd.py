@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def _lazy(name: str) -> Callable[[argparse.Namespace], Any]:
-    """The command's implementation, imported when it runs (the parser stays cheap to build: it is
-    built on every <Tab> of the shell completion)."""
-    def call(args: argparse.Namespace) -> Any:
-        module = importlib.import_module("failover.cli.audit_impl")
-        return getattr(module, name)(args)
-
-    return call
+from failover.cli import lazy
 
 
 def register(sub: Any) -> None:
@@ -27,11 +16,11 @@ def register(sub: Any) -> None:
     c.add_argument("--run", default=None, help="only the entries of this run")
     c.add_argument("--limit", type=int, default=None, help="only the newest N entries")
     c.add_argument("--json", action="store_true")
-    c.set_defaults(func=_lazy("show"))
+    c.set_defaults(func=lazy.command("failover.cli.audit_impl", "show"))
     c = asub.add_parser("verify", help="check the hash chain; names each changed, deleted or reordered entry")
     c.add_argument("--file", type=Path, default=None, help="verify an exported file instead of the state")
     c.add_argument("--json", action="store_true")
-    c.set_defaults(func=_lazy("verify"))
+    c.set_defaults(func=lazy.command("failover.cli.audit_impl", "verify"))
     c = asub.add_parser("export", help="the log as JSON Lines (verifiable offline with verify --file)")
     c.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
-    c.set_defaults(func=_lazy("export"))
+    c.set_defaults(func=lazy.command("failover.cli.audit_impl", "export"))

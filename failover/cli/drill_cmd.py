@@ -7,21 +7,10 @@ its end), 2 for a bad scenario (every problem with file:line). A lab drill reach
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def _lazy(name: str) -> Callable[[argparse.Namespace], Any]:
-    """The command's implementation, imported when it runs (the parser stays cheap to build: it is
-    built on every <Tab> of the shell completion)."""
-    def call(args: argparse.Namespace) -> Any:
-        from failover.cli import drill_impl
-
-        return getattr(drill_impl, name)(args)
-
-    return call
+from failover.cli import lazy
 
 
 def register(sub: Any) -> None:
@@ -32,26 +21,26 @@ def register(sub: Any) -> None:
     r = dsub.add_parser("run", help="run a scenario (name in drills/ or a path)")
     r.add_argument("scenario")
     r.add_argument("--json", action="store_true", help="print the drill's result document")
-    r.set_defaults(func=_lazy("run"))
+    r.set_defaults(func=lazy.command("failover.cli.drill_impl", "run"))
 
     v = dsub.add_parser("validate", help="check scenario files (every problem with file:line)")
     v.add_argument("scenarios", nargs="+")
     v.add_argument("--json", action="store_true")
-    v.set_defaults(func=_lazy("validate"))
+    v.set_defaults(func=lazy.command("failover.cli.drill_impl", "validate"))
 
     rep = dsub.add_parser("report", help="the Übungsbericht of a drill")
     rep.add_argument("drill_id")
     rep.add_argument("--format", choices=["md", "html", "json"], default="md")
     rep.add_argument("--output", "-o", type=Path, default=None, help="write to this file instead of stdout")
-    rep.set_defaults(func=_lazy("report"))
+    rep.set_defaults(func=lazy.command("failover.cli.drill_impl", "report"))
 
     ls = dsub.add_parser("list", help="past drills and the trend of RTO and data loss per scenario")
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=_lazy("list_drills"))
+    ls.set_defaults(func=lazy.command("failover.cli.drill_impl", "list_drills"))
 
     c = dsub.add_parser("cleanup", help="remove what interrupted test failovers left on a standby")
     c.add_argument("--force", action="store_true", help="also drills whose process still seems to run")
     c.add_argument("--json", action="store_true")
-    c.set_defaults(func=_lazy("cleanup"))
+    c.set_defaults(func=lazy.command("failover.cli.drill_impl", "cleanup"))
 
