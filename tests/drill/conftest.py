@@ -84,7 +84,7 @@ def _wait_for_lease(lab: DrillLab, timeout: float = 90) -> None:
     raise AssertionError("the daemon did not take the lease")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # a whole lab and a daemon: gone once the drill module is done
 def drill_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillLab]:
     base = tmp_path_factory.mktemp("drill-lab")
     lab = DrillLab(config=write_config(base), state=base / "state")
