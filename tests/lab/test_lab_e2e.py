@@ -243,7 +243,8 @@ def test_records_and_generator_count_loss(lab: Lab) -> None:
 
     async def scenario() -> tuple[list[str], list[str]]:
         task = asyncio.ensure_future(gen.run())
-        await asyncio.sleep(0.3)
+        while len(gen.acked) < 5 and gen.failures == 0 and not task.done():  # noqa: ASYNC110 (a condition)
+            await asyncio.sleep(0.05)
         gen.stop()
         await asyncio.wait_for(task, 5)
         client = control.ControlClient(lab.status["control"])
