@@ -1,7 +1,7 @@
 """Session-wide guard: no test may read or write a file outside the repository.
 
 A fresh clone (a packager's machine, CI) has nothing beside the checkout, so a test that opens
-``../shared/…`` or a file in someone's home passes here and fails there. An audit hook
+a sibling directory of the checkout or a file in someone's home passes here and fails there. An audit hook
 (:func:`sys.addaudithook`) sees every ``open`` of this process from the moment the plugin is
 imported (before collection); paths outside the repository and outside the places a Python process
 legitimately reads (the interpreter and its site-packages, the venv, temporary directories,

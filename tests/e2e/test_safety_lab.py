@@ -25,16 +25,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 
 from failover import daemon as daemon_mod
 from failover import identity, s3
-from failover.health import probes
 from failover.velero import bucket, layout, verify
 from tests.e2e.conftest import Lab, make_config, newest_run, wait_for
-from tests.e2e.test_failover_lab import ACTIVE, finished_run
+from tests.e2e.test_failover_lab import ACTIVE, assert_served_by, finished_run
 
 pytestmark = pytest.mark.timeout(1800)  # a hang guard; ~2 min each on a quiet machine
 
@@ -62,22 +60,6 @@ def safety_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         lab.cli("lab", "down", check=False)
 
 
-async def assert_served_by(lab: Lab, site: str) -> None:
-    """Every hostname resolves to ``site``'s ingress only, and every component answers there (with
-    timeouts for a loaded machine: a slow answer is still an answer)."""
-    rt = lab.runtime()
-    ep = rt.sites[site]
-    assert rt.resolver is not None
-    resolver = probes.make_resolver(*rt.resolver, timeout=10)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as client:
-        for comp in rt.profile.components:
-            for p in comp.probes:
-                if p.type != "http" or not p.hostname:
-                    continue
-                fqdn = rt.fqdn(p.hostname)
-                assert await probes.dns_answer(resolver, fqdn, str(ep.ingress_address)) == ep.ingress_address
-                await probes.http_component(client, scheme="http", address=str(ep.ingress_address),
-                                            port=ep.ingress_port, fqdn=fqdn, probe=p)
 
 
 def start_daemon(lab: Lab, log: Path) -> subprocess.Popen[bytes]:
@@ -130,7 +112,7 @@ async def test_refusals_api_only_outage_two_daemons_and_unconfirmed_fence(safety
             return any(s.startswith(f"{ACTIVE} degraded (") and "kube" in s for s in sentences)
 
         await wait_for(degraded_by_kube, timeout=120, what="the daemon's verdict: degraded (kube …)")
-        await assert_served_by(lab, ACTIVE)  # users get their apps from the active site
+        await assert_served_by(lab, ACTIVE, timeout=20)  # users get their apps from the active site
         first = (status_doc(lab) or {}).get("updated_at")
         for _ in range(5):  # five more controller cycles with the API down
             seen = (status_doc(lab) or {}).get("updated_at")
@@ -140,7 +122,7 @@ async def test_refusals_api_only_outage_two_daemons_and_unconfirmed_fence(safety
         doc = status_doc(lab) or {}
         assert doc["sites"][ACTIVE]["health"] == "degraded", doc["sites"][ACTIVE]
         assert store.list_runs(limit=5) == [], "no failover while users reach the active site"
-        await assert_served_by(lab, ACTIVE)
+        await assert_served_by(lab, ACTIVE, timeout=20)
 
         # the site is lost for users too: exactly one run by the two daemons
         lab.cli("lab", "break", ACTIVE, "--mode", "down")
@@ -157,7 +139,7 @@ async def test_refusals_api_only_outage_two_daemons_and_unconfirmed_fence(safety
         assert [s["status"] for s in fence] == ["unconfirmed"], fence
         assert fence[0]["output"]["confirmed"] is False and fence[0]["output"]["users_reach_site"] is False
         assert "not confirmed" in fence[0]["error"]
-        await assert_served_by(lab, "stackit-eu01")  # every name answers the new site only
+        await assert_served_by(lab, "stackit-eu01", timeout=20)  # every name answers the new site only
         sentences = [d.sentence for d in store.decisions(limit=300)]
         assert any("holds the lease; standing by" in s for s in sentences), sentences[:20]  # names the holder
 
@@ -239,6 +221,6 @@ async def test_corrupt_backups_fall_back_without_a_run_storm(safety_lab: Callabl
     gap = (runs[0].created_at - runs[1].finished_at).total_seconds()
     assert gap >= 2, f"the second run started {gap:.1f}s after the first failed, within the back-off"
     assert len(d.store.list_runs(limit=10)) == 2, "no run storm"
-    await assert_served_by(lab, "otc-eu-de")
+    await assert_served_by(lab, "otc-eu-de", timeout=20)
     assert newest_run(d) is not None and daemon_mod.active_of(d.store, d.cfg) == "otc-eu-de"
     await finished_run(d)
