@@ -155,6 +155,20 @@ def _why_not(view: SiteView | None, name: str, policy: PolicyView, now: datetime
     return problems[0] if problems else None
 
 
+def binding_refusals(snapshot: Snapshot, target: str) -> list[str]:
+    """The refusals no override lifts: the active site (a failover to it fences and overwrites the
+    workplace that serves users), a fenced site (``failover unfence`` re-admits it once cleaned up)
+    and any site that is not a standby."""
+    if target == snapshot.active:
+        return [f"{target} is the active site: no override runs a failover onto the serving workplace"]
+    view = snapshot.sites.get(target)
+    if view is not None and view.role == models.Role.FENCED.value:
+        return [f"{target}: fenced; `failover unfence {target} --yes` re-admits it once it is cleaned up and ready"]
+    if view is not None and view.role != models.Role.STANDBY.value:
+        return [f"{target}: role {view.role}, not a standby"]
+    return []
+
+
 def refusals(snapshot: Snapshot, target: str, kind: str, policy: PolicyView, *,
              allow_stale: bool = False) -> list[str]:
     """Why a ``kind`` run (failover, switchover) to ``target`` must be refused now (empty: it may run).

@@ -27,6 +27,16 @@ def test_the_active_a_fenced_a_non_standby_and_a_not_ready_target_are_refused() 
     assert c.refusals(s, "nowhere", "failover", RPO_POLICY) == ["nowhere: no signals"]
 
 
+def test_no_override_lifts_the_active_a_fenced_or_a_non_standby_target() -> None:
+    s = snap(fresh("ionos", role="active"), fresh("stackit", ready=False, why=("storage: down",)),  # type: ignore[arg-type]
+             fresh("otc", role="fenced"), fresh("scs", role="draining"))
+    assert "no override" in c.binding_refusals(s, "ionos")[0]
+    assert c.binding_refusals(s, "otc")[0].startswith("otc: fenced; `failover unfence otc --yes`")
+    assert c.binding_refusals(s, "scs") == ["scs: role draining, not a standby"]
+    assert c.binding_refusals(s, "stackit") == []  # not ready: refused, but an operator may override
+    assert c.refusals(s, "stackit", "failover", RPO_POLICY) != []
+
+
 def test_no_replicated_backup_within_the_rpo_is_refused_unless_stale_is_allowed() -> None:
     old = dataclasses.replace(site("stackit"), newest_backup=BackupRef("b0", NOW - timedelta(seconds=900)))
     s = snap(site("ionos", role="active", health=Health.DOWN), old, site("otc"))

@@ -45,6 +45,10 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true",
                    help="run although the target is refused (active, fenced, not ready, …); needs --reason")
     p.add_argument("--reason", default="", help="why the refusal is overridden (journaled with your name)")
+    p.add_argument("--as", dest="as_", default=None, metavar="NAME",
+                   help="with --force: the operator overriding (needs the break-glass role when the config "
+                        "names operators)")
+    p.add_argument("--secret-file", type=Path, default=None, help="file holding the operator's secret")
     p.add_argument("--without-coordination", metavar="REASON", default=None,
                    help="etcd has no quorum: run from this host's local journal anyway (recorded with REASON)")
     p.add_argument("--json", action="store_true")
@@ -245,9 +249,12 @@ async def run(args: argparse.Namespace) -> int:
             live.quiet_logs(rt.state_dir, name="run", verbose=args.verbose or args.debug)
         try:
             kind = "switchover" if "switchover" in args.playbook else "failover"
-            refused = controller.refusals(await _probed_snapshot(d, args.to), args.to, kind, d.policy,
-                                          allow_stale=args.allow_stale)
-            override = _override(store, refused, args, kind)
+            snapshot = await _probed_snapshot(d, args.to)
+            binding = controller.binding_refusals(snapshot, args.to)
+            if binding:  # --force does not lift these
+                return _refused(binding, args, overridable=False)
+            refused = controller.refusals(snapshot, args.to, kind, d.policy, allow_stale=args.allow_stale)
+            override = await _override(rt, store, refused, args, kind)
             if refused and not override:
                 return _refused(refused, args)
             with quiet:
@@ -267,25 +274,39 @@ async def run(args: argparse.Namespace) -> int:
     return 0 if summary["phase"] == "succeeded" else 1
 
 
-def _override(store: Any, refused: list[str], args: argparse.Namespace, kind: str) -> str:
-    """The journaled override text when ``--force --reason`` overrides refusals, else ``""``."""
+async def _override(rt: runtime.Runtime, store: Any, refused: list[str], args: argparse.Namespace,
+                    kind: str) -> str:
+    """The journaled override text when ``--force --reason`` overrides refusals, else ``""``.
+
+    The same break glass as ``runbook start --break-glass``: when the config names operators, the
+    operator proves who they are (``--as``) and needs the break-glass role; the override is a
+    decision, an audit entry, a WARNING and a notice."""
     if not args.force:
         return ""
-    who = getpass.getuser()
-    text = f"{who}: {args.reason.strip()}"
+    from failover.runbook import operators, service, state
+
+    actor = operators.identify(rt.config, args.as_, secret_file=args.secret_file)
+    if actor.authenticated:
+        operators.require_role(actor, rt.config.policy.break_glass_role, "override a refusal (--force)")
+    reason = args.reason.strip()
     what = "; ".join(refused) if refused else "no refusal"
-    store.append_decision(f"operator override by {who} of a {kind} to {args.to} ({what}); reason: "
-                          f"{args.reason.strip()}", {"override": text, "target": args.to, "refused": refused})
-    return text
+    store.append_decision(f"operator override by {actor.name} of a {kind} to {args.to} ({what}); reason: "
+                          f"{reason}", {"override": f"{actor.name}: {reason}", "target": args.to, "refused": refused})
+    glass = state.BreakGlass(rule=f"{kind}-refusal", reason=reason, by=actor.name,
+                             at=datetime.now(UTC).isoformat(), sentence=what)
+    await service.announce_break_glass(rt.config, store, glass, None)
+    return f"{actor.name}: {reason}"
 
 
-def _refused(refused: list[str], args: argparse.Namespace) -> int:
+def _refused(refused: list[str], args: argparse.Namespace, *, overridable: bool = True) -> int:
     if args.json:
-        output.emit_json({"refused": True, "would_refuse": refused, "changes_made": False})
+        output.emit_json({"refused": True, "would_refuse": refused, "changes_made": False,
+                          "overridable": overridable})
     else:
         for reason in refused:
             output.err_console.print(f"refused: {reason}")
-        output.err_console.print("nothing was changed; if you must, override with --force --reason TEXT")
+        output.err_console.print("nothing was changed; if you must, override with --force --reason TEXT" if overridable
+                                 else "nothing was changed; no override lifts this refusal")
     return 1
 
 

@@ -115,14 +115,19 @@ async def start(*, cfg: models.Config, store: Store, playbook: Playbook, source:
     store.append_audit(actor=actor.name, action="run.requested", run=run_id, subject=playbook.name,
                        details={"params": params, "step_mode": step_mode, "authenticated": actor.authenticated})
     for g in glass:
-        store.append_audit(actor=actor.name, action="break-glass", run=run_id, subject=g.rule,
-                           details={"rule": g.rule, "reason": g.reason, "sentence": g.sentence})
-        logger.warning("BREAK GLASS by %s on run %s: rule %s overridden (%s): %s", actor.name, run_id, g.rule,
-                       g.sentence, g.reason)
-        await notify(cfg, {"event": "break-glass", "run": run_id, "rule": g.rule, "reason": g.reason,
-                           "by": g.by, "message": f"BREAK GLASS: {g.by} overrode {g.rule} ({g.sentence}) for run "
-                                                  f"{run_id}: {g.reason}"})
+        await announce_break_glass(cfg, store, g, run_id)
     return Started(run_id=run_id, verdict=verdict, params=params)
+
+
+async def announce_break_glass(cfg: models.Config, store: Store, g: state.BreakGlass, run_id: str | None) -> None:
+    """Make an override loud: one audit entry, a WARNING log line and a notice to every webhook.
+    The one path for ``runbook start --break-glass`` and ``failover run --force``."""
+    store.append_audit(actor=g.by, action="break-glass", run=run_id, subject=g.rule,
+                       details={"rule": g.rule, "reason": g.reason, "sentence": g.sentence})
+    where = f"run {run_id}" if run_id else "a manual run"
+    logger.warning("BREAK GLASS by %s on %s: rule %s overridden (%s): %s", g.by, where, g.rule, g.sentence, g.reason)
+    await notify(cfg, {"event": "break-glass", "run": run_id, "rule": g.rule, "reason": g.reason, "by": g.by,
+                       "message": f"BREAK GLASS: {g.by} overrode {g.rule} ({g.sentence}) for {where}: {g.reason}"})
 
 
 def parse_evidence(items: Sequence[str]) -> dict[str, JSON]:

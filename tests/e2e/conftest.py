@@ -32,9 +32,11 @@ class Lab:
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "FAILOVER_STATE_DIR": str(self.state), **extra}
 
-    def cli(self, *words: str, check: bool = True, timeout: float = 120) -> dict[str, Any]:
+    def cli(self, *words: str, check: bool = True, timeout: float = 120,
+            extra_env: dict[str, str] | None = None) -> dict[str, Any]:
         proc = subprocess.run([sys.executable, "-m", "failover.cli", "--config", str(self.config), *words],
-                              capture_output=True, text=True, env=self.env(), timeout=timeout, check=False)
+                              capture_output=True, text=True, env=self.env(**(extra_env or {})), timeout=timeout,
+                              check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"failover {' '.join(words)} -> {proc.returncode}\n{proc.stderr[-2000:]}")
         out = proc.stdout.strip()
@@ -43,6 +45,10 @@ class Lab:
     def runtime(self) -> runtime.Runtime:
         os.environ["FAILOVER_STATE_DIR"] = str(self.state)
         return runtime.resolve(loader.load(self.config))
+
+
+LAB_OPERATOR = "alice"  #: config/lab.yaml's operator with the break-glass role
+LAB_OPERATOR_ENV = {"FAILOVER_SECRET_ALICE": "e2e-alice-secret", "FAILOVER_OPERATOR_SECRET": "e2e-alice-secret"}
 
 
 def make_config(tmp: Path, **policy: Any) -> Path:

@@ -14,7 +14,7 @@ import yaml
 from failover.kube import KubeClient
 from failover.lab import rbac
 from failover.lab.kube import types as kt
-from tests.e2e.conftest import Lab, wait_for
+from tests.e2e.conftest import LAB_OPERATOR, LAB_OPERATOR_ENV, Lab, wait_for
 
 pytestmark = pytest.mark.timeout(900)  # a lab and a failover on a possibly loaded machine
 
@@ -49,7 +49,8 @@ async def failover_recorded(lab: Lab) -> list[dict[str, str]]:
     await wait_for(replicated, timeout=240, what="a backup replicated to the target", interval=1.0)
     # readiness is not what this test is about (a loaded machine may keep a probe verdict pending)
     run = lab.cli("run", "failover", "--to", TARGET, "--allow-stale", "--force", "--reason",
-                  "recording the requests a failover makes", "--json", timeout=420)
+                  "recording the requests a failover makes", "--as", LAB_OPERATOR, "--json", timeout=420,
+                  extra_env=LAB_OPERATOR_ENV)
     assert run["phase"] == "succeeded", run
     lab.cli("status", "--live", "--json", timeout=300)  # a probe round of its own, not the snapshot
     status = lab.cli("lab", "status", "--json")

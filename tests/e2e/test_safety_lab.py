@@ -31,7 +31,7 @@ import yaml
 from failover import daemon as daemon_mod
 from failover import identity, s3
 from failover.velero import bucket, layout, verify
-from tests.e2e.conftest import Lab, make_config, newest_run, wait_for
+from tests.e2e.conftest import LAB_OPERATOR, LAB_OPERATOR_ENV, Lab, make_config, newest_run, wait_for
 from tests.e2e.test_failover_lab import ACTIVE, assert_served_by, finished_run
 
 pytestmark = pytest.mark.timeout(1800)  # a hang guard; ~2 min each on a quiet machine
@@ -89,6 +89,9 @@ async def test_refusals_api_only_outage_two_daemons_and_unconfirmed_fence(safety
     assert early["rc"] == 1 and "stackit-eu01: not ready" in early["err"], early
     forced = lab.cli("run", "failover", "--to", ACTIVE, "--force", check=False)
     assert forced["rc"] == 2 and "--reason" in forced["err"], forced
+    forced = lab.cli("run", "failover", "--to", ACTIVE, "--force", "--reason", "drill", "--as", LAB_OPERATOR,
+                     check=False, extra_env=LAB_OPERATOR_ENV)
+    assert forced["rc"] == 1 and "no override lifts this refusal" in forced["err"], forced  # never the active site
     store = daemon_mod.open_store(lab.runtime())
     assert store.list_runs(limit=5) == [] and daemon_mod.active_of(store, lab.runtime().config) == ACTIVE
 
