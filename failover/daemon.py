@@ -424,6 +424,10 @@ class Daemon:
 
     async def run(self, *, once: bool = False) -> str:
         """Run until cancelled (or one cycle with ``once``); returns the last sentence."""
+        async with s3.shared_clients():  # one S3 client per endpoint, not one per probe or copy
+            return await self._run(once=once)
+
+    async def _run(self, *, once: bool) -> str:
         try:
             if once:
                 await self.replicate_once()

@@ -16,6 +16,7 @@ so callers can tell "the backup is not there" from "the storage is down".
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -158,13 +159,39 @@ def _client_kwargs(loc: S3Location, config: AioConfig) -> dict[str, Any]:
     return kwargs
 
 
+#: the clients :func:`open_client` reuses inside :func:`shared_clients` (None: a new client per block)
+_SHARED: contextvars.ContextVar[ClientPool | None] = contextvars.ContextVar("failover_s3_shared", default=None)
+
+
+@asynccontextmanager
+async def shared_clients() -> AsyncIterator[ClientPool]:
+    """Within this block, and in every task started inside it, :func:`open_client` hands out one
+    client per endpoint instead of opening (and closing) one per operation. For long-lived processes
+    (the daemon, the lab): a client costs its model set-up and a cold connection pool, and a probe
+    loop opens thousands. A fault still shows: a broken endpoint breaks the pooled connections too."""
+    pool = ClientPool(max_connections=32, read_timeout=READ_TIMEOUT)
+    token = _SHARED.set(pool)
+    try:
+        yield pool
+    finally:
+        _SHARED.reset(token)
+        await pool.aclose()
+
+
 @asynccontextmanager
 async def open_client(loc: S3Location) -> AsyncIterator[Any]:
     """An aiobotocore S3 client for ``loc``; foreign errors inside the block are translated.
 
     Timeouts: connect 3 s, read 10 s, at most 2 attempts per call. Raises TemporaryError on
-    connection/timeout/5xx, BucketNotFound/ObjectNotFound/AccessDenied on those answers.
+    connection/timeout/5xx, BucketNotFound/ObjectNotFound/AccessDenied on those answers. Inside
+    :func:`shared_clients` the client is the shared one for the endpoint (not closed by this block).
     """
+    pool = _SHARED.get()
+    if pool is not None:
+        client = await pool.client(loc)
+        with translating(f"S3 {loc.describe()}"):
+            yield client
+        return
     session = _session()
     with translating(f"S3 {loc.describe()}"):
         async with session.create_client("s3", **_client_kwargs(loc, _config())) as client:

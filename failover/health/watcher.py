@@ -72,13 +72,13 @@ class Watcher:
         self.lag = lag.LoopLag()
         #: failed samples discarded because this process was too slow to judge them
         self.overloaded = 0
+        #: called with (site, check kind, seconds) after each probe (the daemon's latency histogram)
+        self.on_sample: Callable[[str, str, float], None] | None = None
 
     @property
     def suspect_interval(self) -> float:
         h = self.cfg.health
         return h.suspect_interval if h.suspect_interval is not None else max(0.1, h.interval / 4)
-        #: called with (site, check kind, seconds) after each probe (the daemon's latency histogram)
-        self.on_sample: Callable[[str, str, float], None] | None = None
 
     # --- checks ---------------------------------------------------------------------------------
     def _check(self, state: SiteState, name: str, kind: CheckKind, *, critical: bool = True) -> checks.Check:

@@ -520,16 +520,17 @@ async def serve(loaded: loader.Loaded, paths: lab_runtime.LabPaths) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     world = World(loaded, paths)
-    try:
-        await world.start()
-        print("lab ready", flush=True)
-        await stop.wait()
-        logger.info("stopping the lab")
-        return 0
-    finally:
-        paths.runtime_json.unlink(missing_ok=True)
-        await world.close()
-        logger.info("lab stopped")
+    async with s3.shared_clients():  # one S3 client per endpoint for the lab's whole life
+        try:
+            await world.start()
+            print("lab ready", flush=True)
+            await stop.wait()
+            logger.info("stopping the lab")
+            return 0
+        finally:
+            paths.runtime_json.unlink(missing_ok=True)
+            await world.close()
+            logger.info("lab stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
