@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -56,14 +57,32 @@ def leaked_lines() -> list[str]:
     return [line for line in CAPTURE.lines if any(s in line for s in known)]
 
 
+#: what the xdist workers found: (log lines, registered secrets, masked leaked lines) per worker
+FROM_WORKERS: list[tuple[int, int, list[str]]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    found = getattr(node, "workeroutput", {}).get("secret_scan")
+    if found is not None:
+        FROM_WORKERS.append((int(found[0]), int(found[1]), list(found[2])))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaks = leaked_lines()
+    leaks = [secrets.redact(line)[:300] for line in leaked_lines()]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller judges and reports
+        workeroutput["secret_scan"] = (len(CAPTURE.lines), len(secrets.known()), leaks[:10])
+        return
+    lines, known = len(CAPTURE.lines), len(secrets.known())
+    for w_lines, w_known, w_leaks in FROM_WORKERS:
+        lines, known = lines + w_lines, known + w_known
+        leaks += w_leaks
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"secret scan: {len(CAPTURE.lines)} log lines, {len(secrets.known())} registered "
-                            f"secrets, {len(leaks)} leaks")
+        reporter.write_line(f"secret scan: {lines} log lines, {known} registered secrets, {len(leaks)} leaks")
     if leaks:
         if reporter is not None:
             for line in leaks[:10]:
-                reporter.write_line(f"SECRET LEAK: {secrets.redact(line)[:300]}")
+                reporter.write_line(f"SECRET LEAK: {line}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

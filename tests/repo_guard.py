@@ -18,6 +18,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,12 +67,26 @@ def _hook(event: str, args: tuple[object, ...]) -> None:
 sys.addaudithook(_hook)
 
 
+#: paths the xdist workers reported (the controller's own process opens none of the tests' files)
+FROM_WORKERS: set[str] = set()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    FROM_WORKERS.update(getattr(node, "workeroutput", {}).get("outside_repository", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller judges and reports
+        workeroutput["outside_repository"] = sorted(OUTSIDE)
+        return
+    found = OUTSIDE | FROM_WORKERS
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"repository guard: {len(OUTSIDE)} files opened outside the repository")
-    if OUTSIDE:
+        reporter.write_line(f"repository guard: {len(found)} files opened outside the repository")
+    if found:
         if reporter is not None:
-            for path in sorted(OUTSIDE)[:20]:
+            for path in sorted(found)[:20]:
                 reporter.write_line(f"OUTSIDE THE REPOSITORY: {path}  (vendor it under the repository or use tmp_path)")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
