@@ -37,6 +37,7 @@ from failover.api import surface as surface_mod
 from failover.config import models
 from failover.config.runtime import Runtime
 from failover.core import errors, resources, secrets, tasks
+from failover.drill import testfailover
 from failover.ha import backend as ha_backend
 from failover.ha import coordinator as ha_coordinator
 from failover.health.model import SiteView
@@ -435,6 +436,8 @@ class Daemon:
                     await self.watcher.round(name)
                 return (await self.cycle()).sentence
             self.playbook = self.load_playbook()
+            self._tasks.append(tasks.create_guarded_task(testfailover.cleanup_at_start(self.runtime),
+                                                         name="drill cleanup at start"))
             self.watcher.start(self.supervisor)
             self.supervisor.supervise("replicator", self._replicator)
             self.supervisor.supervise("re-fencer", self._refencer)

@@ -294,3 +294,27 @@ async def cleanup_open(rt: Runtime, journal: journal_mod.DrillJournal, *, say: S
         journal.set_status(row.seq, "interrupted" if not left else "cleaning")
         done.append((row.id, left))
     return done
+
+
+async def cleanup_at_start(rt: Runtime) -> list[tuple[str, list[str]]]:
+    """What the daemon runs once when it starts: clean up every drill whose process is gone (a
+    drill killed with kill -9 leaves Restores, namespaces and workloads on a standby). Never raises:
+    a cleanup that fails is logged, and ``failover drill cleanup`` remains."""
+    try:
+        journal = journal_mod.DrillJournal.open(rt.state_dir)
+    except errors.FailoverError as exc:
+        logger.warning("drill cleanup at start skipped: %s", exc)
+        return []
+    try:
+        if not journal.open_drills():
+            return []
+        done = await cleanup_open(rt, journal, say=lambda text: logger.warning("drill cleanup: %s", text))
+    except Exception as exc:  # a guard: the daemon's start must not depend on a drill's leftovers
+        logger.warning("drill cleanup at start failed (run `failover drill cleanup`): %s", exc)
+        return []
+    finally:
+        journal.close()
+    for drill, left in done:
+        logger.warning("drill %s was interrupted; cleaned up at daemon start%s", drill,
+                       f"; LEFT: {', '.join(left)}" if left else "")
+    return done

@@ -34,6 +34,22 @@ class DrillLab:
         return "\n".join(line for line in text.splitlines() if "failover.daemon" in line or "WARN" in line
                          or "ERROR" in line)[-4000:]
 
+    def start_daemon(self) -> None:
+        with (self.state.parent / "daemon.log").open("ab") as log:
+            self.daemon = subprocess.Popen([sys.executable, "-m", "failover.cli", "--config", str(self.config),
+                                            "daemon"], env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+
+    def stop_daemon(self) -> None:
+        if self.daemon is None:
+            return
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            self.daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait(timeout=10)
+
     def env(self) -> dict[str, str]:
         return {**os.environ, "FAILOVER_STATE_DIR": str(self.state), "FAILOVER_NODE": "drill-test-daemon",
                 "FAILOVER_DRILL_USER_RATE": "1"}
@@ -92,18 +108,10 @@ def drill_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillLab]:
     if up.returncode != 0:
         lab.cli("lab", "down")
         raise AssertionError(f"lab up failed: {up.stderr[-2000:]}")
-    log = (base / "daemon.log").open("wb")
-    lab.daemon = subprocess.Popen([sys.executable, "-m", "failover.cli", "--config", str(lab.config), "daemon"],
-                                  env=lab.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    lab.start_daemon()
     try:
         _wait_for_lease(lab)
         yield lab
     finally:
-        lab.daemon.send_signal(signal.SIGTERM)
-        try:
-            lab.daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            lab.daemon.kill()
-            lab.daemon.wait(timeout=10)
-        log.close()
+        lab.stop_daemon()
         lab.cli("lab", "down")

@@ -159,7 +159,8 @@ async def test_test_failover_touches_neither_production_nor_dns_and_leaves_nothi
         await standby.aclose()
 
 
-async def test_kill_9_mid_drill_then_drill_cleanup_leaves_nothing(drill_lab: DrillLab) -> None:
+@pytest.mark.parametrize("cleaner", ["drill cleanup", "the next daemon start"])
+async def test_kill_9_mid_drill_then_cleanup_leaves_nothing(drill_lab: DrillLab, cleaner: str) -> None:
     rt = runtime_of(drill_lab)
     standby = testfailover.kube_for(rt, rt.sites[STANDBY])
     journal = journal_mod.DrillJournal.open(drill_lab.state)
@@ -179,9 +180,17 @@ async def test_kill_9_mid_drill_then_drill_cleanup_leaves_nothing(drill_lab: Dri
         await asyncio.wait_for(proc.wait(), timeout=10)
         (killed,) = journal.open_drills()
         assert await _drill_objects(standby)  # the killed drill left its objects
-        cleanup = drill_lab.cli("drill", "cleanup", "--json")
-        assert cleanup.returncode == 0, cleanup.stderr
-        assert json.loads(cleanup.stdout) == {"cleaned": [killed.id], "left": {}}
+        if cleaner == "drill cleanup":
+            cleanup = drill_lab.cli("drill", "cleanup", "--json")
+            assert cleanup.returncode == 0, cleanup.stderr
+            assert json.loads(cleanup.stdout) == {"cleaned": [killed.id], "left": {}}
+        else:
+            drill_lab.stop_daemon()
+            drill_lab.start_daemon()
+            async def cleaned_by_the_daemon() -> bool:
+                return journal.get(killed.id).status == "interrupted"
+
+            await wait_for(cleaned_by_the_daemon, timeout=120)
         assert await _drill_objects(standby) == []
         assert journal.get(killed.id).status == "interrupted" and journal.open_drills() == []
     finally:
