@@ -60,7 +60,7 @@ def _hook(event: str, args: tuple[object, ...]) -> None:
         path = os.path.abspath(target)
     except Exception:  # the hook must never break the call it watches
         return
-    if not _inside(path):
+    if not _inside(path) and not os.path.isdir(path):  # a directory holds no content to read
         OUTSIDE.add(path)
 
 
