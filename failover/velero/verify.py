@@ -127,7 +127,10 @@ async def _copied_from(loc: s3.S3Location, key: str, etag: str) -> bool:
 # --- the store's record of bad backups ---------------------------------------------------------------
 
 def bad_backups(store: Any, site: str) -> dict[str, str]:
-    """Backups of ``site`` marked bad (name → why)."""
+    """Backups of ``site`` marked bad (name → why); none without a store (a watcher of
+    ``status --live`` or a benchmark has no journal)."""
+    if store is None:
+        return {}
     stored = store.get_state(BAD_STATE)
     per_site = stored.get(site) if isinstance(stored, dict) else None
     return {str(k): str(v) for k, v in per_site.items()} if isinstance(per_site, dict) else {}

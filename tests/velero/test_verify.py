@@ -79,3 +79,8 @@ async def test_metadata_changed_after_it_was_cached_is_read_again(
     assert (await bucket.newest_complete(dst)).name == "b1"  # type: ignore[union-attr]
     await _delete(dst, meta)
     assert [i.name for i in await bucket.backup_infos(dst)] == ["b1"]
+
+
+def test_without_a_journal_no_backup_is_marked_bad() -> None:
+    """A watcher of ``status --live`` or a benchmark has no store: the backup check must still run."""
+    assert verify.bad_backups(None, "stackit-eu01") == {}
