@@ -87,7 +87,11 @@ async def test_site_down_fails_over_automatically_and_old_site_stays_fenced(lab:
     assert sorted(groups) == sorted(set(groups)) and len(groups) == 5
     # the old site comes back: no flip-back, no second active, its apps stay at zero
     lab.cli("lab", "heal", ACTIVE)
-    await asyncio.sleep(4)
+
+    def old_site_answers_again() -> bool:  # the controller has seen it back: a flip-back would start now
+        return d.watcher.views()[ACTIVE].health.value in ("healthy", "degraded")
+
+    await wait_for(old_site_answers_again, timeout=60, what=f"{ACTIVE} answering again after the heal")
     assert daemon_mod.active_of(d.store, d.cfg) == "stackit-eu01"
     roles = daemon_mod.roles_of(d.store, d.cfg)
     assert roles[ACTIVE] == "fenced" and list(roles.values()).count("active") == 1
@@ -100,6 +104,7 @@ async def test_site_down_fails_over_automatically_and_old_site_stays_fenced(lab:
 
     await wait_for(old_site_at_zero, timeout=20, what="the fenced site's apps at zero replicas")
     await assert_served_by(lab, "stackit-eu01")
+    assert len(d.store.list_runs(limit=10)) == 1 and daemon_mod.active_of(d.store, d.cfg) == "stackit-eu01"
 
 
 async def test_blackhole_with_the_preferred_standby_unready_fails_over_to_the_next(
@@ -145,7 +150,8 @@ async def test_flapping_never_fails_over_and_approval_waits(lab_factory: Any, ru
     assert daemon_mod.active_of(d.store, d.cfg) == ACTIVE
     lab.cli("lab", "break", ACTIVE, "--mode", "down")
     run = await wait_for(lambda: newest_run(d), timeout=45, what="a run waiting for approval")
-    await asyncio.sleep(3)
+    seen = d.watcher.sites[ACTIVE].rounds  # three more probe rounds: the run must still be waiting
+    await wait_for(lambda: d.watcher.sites[ACTIVE].rounds >= seen + 3, timeout=60, what="three more probe rounds")
     run = d.store.get_run(str(run.id))
     assert str(run.phase) == "waiting_approval"
     assert daemon_mod.active_of(d.store, d.cfg) == ACTIVE
