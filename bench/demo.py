@@ -20,7 +20,8 @@ def main() -> None:
                       "from": doc.get("from"), "to": doc.get("to"), "rto_s": doc.get("rto_s"),
                       "rto_from_detection_s": doc.get("rto_from_detection_s"),
                       "data_loss_window_s": doc.get("data_loss_window_s"),
-                      "records_written": doc.get("records_written"), "records_lost": doc.get("records_lost")}))
+                      "records_written": doc.get("records_written"), "records_lost": doc.get("records_lost"),
+                      "files_written": doc.get("files_written"), "files_lost": doc.get("files_lost")}))
 
 
 if __name__ == "__main__":
