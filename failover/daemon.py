@@ -26,10 +26,11 @@ import dataclasses
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from failover import buckets, controller, identity, replicate, s3
 from failover.actions import fence as fence_actions
@@ -54,6 +55,7 @@ from failover.store.queries import current_run as current_run
 from failover.store.queries import run_document as run_document
 
 logger = logging.getLogger("failover.daemon")
+T = TypeVar("T")
 
 
 def playbook_dirs(runtime: Runtime) -> list[Path]:
@@ -144,15 +146,32 @@ class Daemon:
         self._buckets_due: dict[str, float] = {}
 
     def roles(self) -> dict[str, str]:
-        """The sites' roles; the last known ones while the store cannot answer (watching goes on)."""
+        """The sites' roles; the last known ones while the store cannot answer (watching goes on).
+        On etcd the watchers get the copy the controller cycle refreshes off the event loop (a
+        network read in every probe round would stall every probe behind it)."""
+        if self.ha is None:
+            self._refresh_roles()
+        return self._roles
+
+    def _refresh_roles(self) -> None:
         try:
             self._roles = roles_of(self.store, self.cfg)
         except errors.TemporaryError:
             pass
-        return self._roles
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call the store: in a worker thread when it is etcd (network I/O must not block the probes
+        that share this event loop), directly when it is the local SQLite file."""
+        if self.ha is None:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     # --- snapshot and decision ---------------------------------------------------------------------
     def snapshot(self, votes: Any = None) -> controller.Snapshot:
+        return self._snapshot(self._views(), votes)
+
+    def _views(self) -> dict[str, SiteView]:
+        """The watchers' views with replication lags and bucket readiness (in memory, no I/O)."""
         views = self.watcher.views()
         for name, lag in self.lags.items():
             if name in views:
@@ -160,6 +179,10 @@ class Daemon:
         for name, lags in self.bucket_lags.items():
             if name in views and views[name].ready:
                 views[name] = buckets.readiness(views[name], lags, self.runtime.profile)
+        return views
+
+    def _snapshot(self, views: dict[str, SiteView], votes: Any) -> controller.Snapshot:
+        """The views with firing alerts, and what the store says (its reads: off the loop on etcd)."""
         views = self.surface.adjust(views)
         run = current_run(self.store)
         summary = None
@@ -198,6 +221,8 @@ class Daemon:
                 leading = self._keep_lease()
         except errors.TemporaryError as exc:
             return await self._coordination_unavailable(exc)
+        if self.ha is not None:
+            await self._io(self._refresh_roles)
         if not leading:
             self.leading = False
             await self._cancel_run("lost the lease")
@@ -205,26 +230,28 @@ class Daemon:
                 self._keeper.stop()
             if isinstance(self.store, EtcdStore):
                 self.store.stand_down()  # nothing of ours acts any more: observe, unguarded
-            holder = self.store.lease_holder()
+            holder, source = await self._io(lambda: (self.store.lease_holder(), active_of(self.store, self.cfg)))
             decision = controller.Decision(controller.Verdict.HOLD, f"another daemon ({holder or 'none'}) holds "
-                                           "the lease; standing by", source=active_of(self.store, self.cfg))
-            return self._log(CycleResult(decision.sentence, decision))
+                                           "the lease; standing by", source=source)
+            return await self._log(CycleResult(decision.sentence, decision))
         if not self.leading and self.ha is not None:
-            logger.info("%s", self.ha.take_office())
+            logger.info("%s", await self._io(self.ha.take_office))
             self._keeper = ha_coordinator.LeaseKeeper(self.ha.store, self.holder, self.lease_ttl).start()
         self.leading = True
-        self._ensure_run_task()
-        snap = self.snapshot(votes)
+        await self._ensure_run_task()
+        snap = await self._io(self._snapshot, self._views(), votes)
         decision = controller.decide(snap, self.policy)
         result = CycleResult(decision.sentence, decision)
         if decision.acts and decision.target is not None:
             result = await self._start_failover(decision, snap)
         now = asyncio.get_running_loop().time()
         if now - self._status_written >= max(2.0, self.cfg.health.interval):  # a few writes, not one a cycle
-            self.store.set_state("status", self.status_document(snap))
+            tasks_now, lags = self.supervisor.snapshot(), dict(self.bucket_lags)  # taken on the loop
+            await self._io(lambda: self.store.set_state("status", self.status_document(snap, tasks=tasks_now,
+                                                                                      bucket_lags=lags)))
             self._status_written = now
         self.surface.after_cycle(snap, result)
-        return self._log(result)
+        return await self._log(result)
 
     def _keep_lease(self) -> bool:
         return bool(self.store.renew_lease(self.holder, self.lease_ttl) or self._take_lease())
@@ -239,7 +266,7 @@ class Daemon:
                     "watching goes on")
         decision = controller.Decision(controller.Verdict.HOLD, sentence, source=self.cfg.active_site().name)
         self.last_cycle_error = sentence
-        return self._log(CycleResult(sentence, decision), journal=False)
+        return await self._log(CycleResult(sentence, decision), journal=False)
 
     async def guarded_cycle(self) -> CycleResult:
         """A cycle that cannot end the daemon: an exception is this cycle's sentence, counted."""
@@ -254,9 +281,9 @@ class Daemon:
             logger.exception("cycle failed")
             decision = controller.Decision(controller.Verdict.HOLD, f"cycle failed: {text}; holding",
                                            source=self.cfg.active_site().name)
-            return self._log(CycleResult(decision.sentence, decision), journal=False)
+            return await self._log(CycleResult(decision.sentence, decision), journal=False)
 
-    def _log(self, result: CycleResult, *, journal: bool = True) -> CycleResult:
+    async def _log(self, result: CycleResult, *, journal: bool = True) -> CycleResult:
         """Log and journal the decision once: when what it concludes changes, or as a heartbeat."""
         d = result.decision
         key = f"{d.verdict.value}|{d.target}|{d.source}|{result.run_id}|{sorted(site for site, _ in d.skipped)}"
@@ -266,9 +293,9 @@ class Daemon:
             logger.info("%s", result.sentence)
             if not journal:  # the store may be what failed: the log line is the record
                 return result
-            self.store.append_decision(result.sentence, {"verdict": result.decision.verdict.value,
-                                                         "target": result.decision.target,
-                                                         "run": result.run_id})
+            await self._io(self.store.append_decision, result.sentence,
+                           {"verdict": result.decision.verdict.value, "target": result.decision.target,
+                            "run": result.run_id})
         return result
 
     def load_playbook(self) -> Any:
@@ -294,7 +321,7 @@ class Daemon:
             sentence = f"{decision.sentence}: run {run_id} (`failover approve {run_id}`)"
         else:
             sentence = f"{decision.sentence} run {run_id}"
-            self._ensure_run_task()
+            await self._ensure_run_task()
         return CycleResult(sentence, decision, run_id)
 
     # --- runs -----------------------------------------------------------------------------------------
@@ -320,11 +347,11 @@ class Daemon:
         run_id = await self.engine.start(playbook, params=params, kind=playbook.name)
         return await self.engine.execute(run_id)
 
-    def _ensure_run_task(self) -> None:
+    async def _ensure_run_task(self) -> None:
         """Execute (or resume) the current run if it may run and nothing executes it yet."""
         if self._run_task is not None and not self._run_task.done():
             return
-        run = current_run(self.store)
+        run = await self._io(current_run, self.store)
         if run is None or (str(run.phase) == "waiting_approval" and not getattr(run, "approved_by", None)):
             return
         self._run_id = str(run.id)
@@ -338,8 +365,8 @@ class Daemon:
     # --- background loops -----------------------------------------------------------------------------
     async def replicate_once(self) -> None:
         """One replication pass from the active site to every standby (never raises)."""
-        roles = roles_of(self.store, self.cfg)
-        active = self.runtime.sites.get(active_of(self.store, self.cfg))
+        roles, active_name = await self._io(lambda: (roles_of(self.store, self.cfg), active_of(self.store, self.cfg)))
+        active = self.runtime.sites.get(active_name)
         if active is None or active.storage is None:
             return
         source = active.storage
@@ -376,7 +403,7 @@ class Daemon:
             await asyncio.sleep(max(2.0, self.cfg.health.interval * 3))
             if not self.leading:
                 continue
-            for name, role in roles_of(self.store, self.cfg).items():
+            for name, role in (await self._io(roles_of, self.store, self.cfg)).items():
                 kube = self.services.kube.get(name)
                 if role != models.Role.FENCED.value or kube is None:
                     continue
@@ -388,21 +415,28 @@ class Daemon:
                     continue
                 if scaled:
                     logger.debug("re-fenced %s (%d workloads at 0)", name, scaled)
-                confirmed = self.store.get_state("fence_confirmed")
-                confirmed = dict(confirmed) if isinstance(confirmed, dict) else {}
-                if name not in confirmed:  # an unconfirmed fence becomes confirmed here, journaled once
-                    confirmed[name] = self.services.clock().isoformat()
-                    self.store.set_state("fence_confirmed", confirmed)
-                    self.store.append_decision(f"re-fencer: {name} reached; its workloads are at zero and its "
-                                               "backups paused (fence confirmed)", {"site": name})
+                await self._io(self._confirm_fence, name)
 
-    def status_document(self, snap: controller.Snapshot) -> dict[str, Any]:
+    def _confirm_fence(self, name: str) -> None:
+        """An unconfirmed fence becomes confirmed here, journaled once."""
+        confirmed = self.store.get_state("fence_confirmed")
+        confirmed = dict(confirmed) if isinstance(confirmed, dict) else {}
+        if name not in confirmed:
+            confirmed[name] = self.services.clock().isoformat()
+            self.store.set_state("fence_confirmed", confirmed)
+            self.store.append_decision(f"re-fencer: {name} reached; its workloads are at zero and its "
+                                       "backups paused (fence confirmed)", {"site": name})
+
+    def status_document(self, snap: controller.Snapshot, *, tasks: dict[str, Any] | None = None,
+                        bucket_lags: dict[str, dict[str, buckets.BucketLag]] | None = None) -> dict[str, Any]:
         doc = status_document(self.runtime, snap, self.store)
-        doc["daemon"] = {"name": self.holder, "leading": self.leading, "tasks": self.supervisor.snapshot(),
+        tasks = self.supervisor.snapshot() if tasks is None else tasks
+        bucket_lags = self.bucket_lags if bucket_lags is None else bucket_lags
+        doc["daemon"] = {"name": self.holder, "leading": self.leading, "tasks": tasks,
                          "cycle_failures": self.cycle_failures, "last_cycle_error": self.last_cycle_error}
         doc["coordination"] = self.ha.status() if self.ha else {"backend": "local", "available": True}
         doc["coordination"]["leader"] = self.holder if self.leading else self.store.lease_holder()
-        for name, lags in self.bucket_lags.items():
+        for name, lags in bucket_lags.items():
             if name in doc["sites"]:
                 doc["sites"][name]["buckets"] = buckets.lag_document(lags)
         return doc
