@@ -197,6 +197,16 @@ class Daemon:
             failed_runs=failed_streak(self.store),
         )
 
+    def observe(self, views: dict[str, SiteView]) -> Any:
+        """Publish this observer's verdicts and count everyone's (etcd). The firing alerts are part
+        of every observer's verdict, as they are of a single daemon's view: by default an alert only
+        makes its site degraded; with ``api.alerts_vote`` it is one failing critical component check
+        in each observer's view (one vote among that observer's components), so it tips an observer
+        to ``down`` only together with failing components of the observer's own, and a failover
+        still needs a quorum of observers that see it so."""
+        assert self.ha is not None
+        return self.ha.observe(self.surface.adjust(views))
+
     def _take_lease(self) -> bool:
         """Acquire the lease; a holder that is a dead process on this host is released first."""
         current = self.store.lease_holder()
@@ -215,7 +225,7 @@ class Daemon:
         votes = None
         try:
             if self.ha is not None:  # network calls to etcd: off the event loop, so probes keep time
-                votes = await asyncio.to_thread(self.ha.observe, self.watcher.views())
+                votes = await asyncio.to_thread(self.observe, self.watcher.views())
                 leading = await asyncio.to_thread(self._keep_lease)
             else:
                 leading = self._keep_lease()
