@@ -8,9 +8,9 @@ site degraded for everyone. Three daemon instances on a real etcd, hand-built pr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
