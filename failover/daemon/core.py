@@ -168,7 +168,6 @@ class Daemon(Runs, Loops):
             return await self._log(CycleResult(decision.sentence, decision))
         if not self.leading and self.ha is not None:
             logger.info("%s", await self._io(self.ha.take_office))
-            self._keeper = ha_coordinator.LeaseKeeper(self.ha.store, self.holder, self.lease_ttl).start()
         self.leading = True
         await self._ensure_run_task()
         snap = await self._io(self._snapshot, self._views(), votes)
@@ -186,7 +185,19 @@ class Daemon(Runs, Loops):
         return await self._log(result)
 
     def _keep_lease(self) -> bool:
-        return bool(self.store.renew_lease(self.holder, self.lease_ttl) or self._take_lease())
+        """Renew the lease or take it (a worker thread on etcd). On etcd, the moment the lease is
+        taken its keeper starts renewing it: on a loaded machine the rest of taking office and the
+        next cycles may take longer than the TTL, and a lease nobody renews expires under a leader
+        that believes it leads (seen in the lab: a new leader every few seconds)."""
+        if self.store.renew_lease(self.holder, self.lease_ttl):
+            return True
+        if not self._take_lease():
+            return False
+        if self.ha is not None:
+            if self._keeper is not None:
+                self._keeper.stop()
+            self._keeper = ha_coordinator.LeaseKeeper(self.ha.store, self.holder, self.lease_ttl).start()
+        return True
 
     async def _coordination_unavailable(self, exc: errors.FailoverError) -> CycleResult:
         """etcd (or the database) cannot answer: no automatic failover; watching goes on. A leader
