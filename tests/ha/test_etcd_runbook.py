@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from failover import audit
 from failover.core import errors
+from failover.lab.etcd import EtcdCluster
 from failover.playbook import engine, loader, registry
 from failover.runbook import operators, service, state
 from failover.store import RunPhase, StepStatus
@@ -129,3 +131,48 @@ def test_two_writers_append_one_chain_and_a_deposed_leader_cannot_append(etcd_st
     with pytest.raises(errors.StaleEpochError):
         a.add_signoff("1", "x", action="confirm", operator="a")
     assert len(b.audit_records()) == 30 and b.signoffs("1") == []
+
+
+async def test_operators_confirm_through_the_cli_against_etcd_and_audit_verifies_it(
+        etcd_cluster: EtcdCluster, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`failover runbook confirm` and `failover audit verify` use the shared etcd store (before, the
+    CLI wrote sign-offs to a local SQLite file no instance read)."""
+    from failover import cli
+    from tests.ha.test_alert_vote import write_config
+
+    registry.ensure_builtin()
+    monkeypatch.setenv("FAILOVER_STATE_DIR", str(tmp_path / "state"))
+    path = write_config(tmp_path, etcd_cluster.endpoints, prefix, vote=False)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["roles"] = {"krisenstab": "decides"}
+    cfg["operators"] = [{"name": n, "roles": ["krisenstab"], "secret": {"env": f"HA_TEST_SECRET_{n.upper()}"}}
+                        for n in ("bob", "carol")]
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for n in ("bob", "carol"):
+        monkeypatch.setenv(f"HA_TEST_SECRET_{n.upper()}", f"{n}-secret-{n}")
+    (tmp_path / "gate.yaml").write_text(GATE)
+    leader = EtcdStore(etcd_cluster.endpoints, prefix=prefix)
+    eng = engine.Engine(store=leader, services=None)
+    run_id = await eng.start(loader.load_playbook(tmp_path / "gate.yaml"), params={"from": "a", "to": "b"})
+    state.save_meta(leader, run_id, state.RunMeta(requester="alice"))
+    task = asyncio.create_task(eng.execute(run_id))
+
+    def confirm(who: str, *evidence: str) -> int:
+        monkeypatch.setenv(operators.SECRET_ENV, f"{who}-secret-{who}")
+        extra = [w for e in evidence for w in ("--evidence", e)]
+        return cli.main(["--config", str(path), "runbook", "confirm", "approve", "--run", run_id, *extra,
+                         "--as", who])
+    try:
+        await until(lambda: leader.waits(run_id), "the step to wait")
+        assert await asyncio.to_thread(confirm, "bob", "decision=K-9") == 0
+        assert await asyncio.to_thread(confirm, "carol") == 0
+        run = await asyncio.wait_for(task, 30)
+    finally:
+        task.cancel()
+        leader.close()
+    assert run.phase is RunPhase.SUCCEEDED, run.error
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli.main, ["--config", str(path), "audit", "verify"]) == 0
+    assert "step.confirm" in await asyncio.to_thread(
+        lambda: (cli.main(["--config", str(path), "audit", "show"]), capsys.readouterr().out)[1])
