@@ -36,11 +36,11 @@ REPO = Path(__file__).resolve().parents[2]
 #: is never a majority of them); every mechanism is the one of the full profile
 COMPONENTS = ("platform", "postgresql", "keycloak", "nextcloud")
 OBSERVERS = ("obs-a", "obs-b", "obs-c")
-#: Three daemons probe every site of one lab on 2 shared cores: at a 1 s interval with a backup
-#: every 5 s the lab's one supervisor process (every kube API, ingress and controller) and the
-#: backup verification fell behind, samples went stale and the daemons held (the safe side) for
-#: minutes. A 2 s interval, a backup every 20 s (RPO 120 s) and a 4 s probe timeout keep every
-#: observer's view fresh; the lease TTL of 8 s bounds the takeover after the kill.
+#: Three daemons probe every site of one lab on 2 shared cores. At a 1 s interval with a backup every
+#: 5 s the lab's one supervisor process (every kube API, ingress, controller and proxy) fell behind,
+#: samples went stale and the daemons held (the safe side). A 2 s interval, a backup every 20 s
+#: (RPO 120 s) and a 4 s probe timeout halve that load; a lease TTL of 15 s rides out etcd
+#: answering slowly (the takeover after the kill waits for it).
 INTERVAL, FAIL_AFTER = 2.0, 2
 
 
@@ -54,7 +54,7 @@ def ha_lab(tmp_path: Path) -> Iterator[Lab]:
     data["workplace"]["profile"] = str(tmp_path / "ha-workplace.yaml")
     data["health"].update(interval=INTERVAL, fail_after=FAIL_AFTER, timeout=4.0, recover_after=1)
     data["lab"]["backup_interval"] = "@every 20s"
-    data["coordination"] = {"backend": "etcd", "lease_ttl": 8, "request_timeout": 2.0}
+    data["coordination"] = {"backend": "etcd", "lease_ttl": 15, "request_timeout": 3.0}
     data["lab"]["observers"] = list(OBSERVERS)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     lab = Lab(config=path, state=tmp_path / "state")
