@@ -227,9 +227,14 @@ class Daemon(Runs, Loops):
             return await self._log(CycleResult(decision.sentence, decision), journal=False)
 
     async def _log(self, result: CycleResult, *, journal: bool = True) -> CycleResult:
-        """Log and journal the decision once: when what it concludes changes, or as a heartbeat."""
+        """Log and journal the decision once: when what it concludes changes, or as a heartbeat.
+        What it concludes includes the sentence up to its first parenthesis ("ionos down for 1 of 3
+        observers", "another daemon"): a vote that changes within one verdict (a split after an
+        outage seen by none) is journaled, a reason's changing detail or age is not."""
         d = result.decision
-        key = f"{d.verdict.value}|{d.target}|{d.source}|{result.run_id}|{sorted(site for site, _ in d.skipped)}"
+        gist = d.sentence.split("(", 1)[0]
+        key = (f"{d.verdict.value}|{d.target}|{d.source}|{result.run_id}|{sorted(site for site, _ in d.skipped)}|"
+               f"{gist}")
         now = asyncio.get_running_loop().time()
         if key != self._last_sentence or now - self._last_logged >= self.heartbeat_s:
             self._last_sentence, self._last_logged = key, now

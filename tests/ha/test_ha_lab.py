@@ -30,7 +30,7 @@ from failover.lab.kube import types as kt
 from tests.e2e.conftest import Lab, make_config, wait_for
 from tests.e2e.test_failover_lab import ACTIVE, assert_served_by
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parents[2]
 #: two restore groups before the kill and two after, two user-facing components (a single slow answer
 #: is never a majority of them); every mechanism is the one of the full profile
