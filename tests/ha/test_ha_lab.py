@@ -130,7 +130,7 @@ async def test_three_daemons_split_vote_holds_and_a_killed_leader_is_replaced(ha
         assert len(runs) == 1, "a second run was started"
         doc = daemon_mod.run_document(store, runs[0].id)
         assert doc["phase"] == "succeeded", doc["error"]
-        timeline = [(s["key"], s["status"], s.get("duration")) for s in doc["steps"]]
+        timeline = [(s["key"], s["status"], s["duration_s"]) for s in doc["steps"]]
         print("steps of the run (key, status, seconds):", timeline)
         succeeded = collections.Counter(s["key"] for s in doc["steps"] if s["status"] == "succeeded")
         assert all(n == 1 for n in succeeded.values()) and succeeded["dns-switch"] == 1, succeeded
