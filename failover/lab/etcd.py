@@ -89,10 +89,8 @@ class EtcdCluster:
             "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
             "--initial-cluster", self._initial_cluster(), "--initial-cluster-token", self.token,
             "--initial-cluster-state", state,
-            # short enough that a lost member is noticed within two seconds, long enough that a
-            # member starved of CPU on a loaded 2-core machine does not start an election whenever
-            # it misses a few heartbeats (with 100/1000 ms the lab saw "no leader" spells)
-            "--heartbeat-interval", "200", "--election-timeout", "2000",
+            # the lab's timings are short: a lost member is noticed within a second
+            "--heartbeat-interval", "100", "--election-timeout", "1000",
             "--log-level", "warn", "--logger", "zap",
         ]
         log = m.log_path.open("ab")
