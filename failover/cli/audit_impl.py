@@ -13,6 +13,11 @@ from failover.store import AuditRecord, sqlite
 
 def _entries(args: argparse.Namespace) -> list[AuditRecord]:
     loaded = loader.load(args.config)
+    if loaded.config.coordination.backend.value == "etcd":  # the log every instance appends to
+        from failover.config import runtime
+        from failover.ha import backend
+
+        return backend.open_store(runtime.resolve(loaded)).audit_records()
     db = loaded.state_dir / "failover.db"
     if not db.exists():
         return []

@@ -15,14 +15,18 @@ from failover.cli import output
 from failover.config import loader, runtime
 from failover.core import errors
 from failover.runbook import hand, operators, service, view
-from failover.store import sqlite
+from failover.store import Store, sqlite
 
 
 def _loaded(args: argparse.Namespace) -> loader.Loaded:
     return loader.load(args.config)
 
 
-def _store(loaded: loader.Loaded) -> sqlite.SqliteStore:
+def _store(loaded: loader.Loaded) -> Store:
+    if loaded.config.coordination.backend.value == "etcd":  # the store every instance shares
+        from failover.ha import backend
+
+        return backend.open_store(runtime.resolve(loaded))
     loaded.state_dir.mkdir(parents=True, exist_ok=True)
     return sqlite.SqliteStore(loaded.state_dir / "failover.db")
 

@@ -156,7 +156,9 @@ class Watcher:
 
     async def _backup(self, state: SiteState, loc: s3.S3Location, rpo: float) -> str:
         # backups marked bad (failed verification or a restore) never make a site ready
-        newest = await verify.newest_good(loc, verify.bad_backups(self.services.store, state.name))
+        # a store read (over the network on etcd): in a worker thread, so it never stalls the probes
+        bad = await asyncio.to_thread(verify.bad_backups, self.services.store, state.name)
+        newest = await verify.newest_good(loc, bad)
         state.newest_backup = BackupRef(newest.name, newest.completion_timestamp) \
             if newest is not None and newest.completion_timestamp is not None else None
         return await probes.backup_age(newest, rpo=rpo, clock=self.services.clock)

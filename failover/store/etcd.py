@@ -15,7 +15,9 @@ Keys under ``prefix``:
 * ``state/<key>``, ``runs/<id>``, ``steps/<run>/<record>``, ``decisions/<id>`` — the records, JSON;
 * ``seq/<kind>`` — counters: a txn puts the key and reads it back, its ``version`` is the number;
 * ``members/<name>``, ``verdicts/<name>`` — the observers, on each one's own short lease;
-* ``refused/<revision>`` — an audit of every write refused for a stale epoch.
+* ``refused/<revision>`` — an audit of every write refused for a stale epoch;
+* ``audit/<seq>``, ``audit-head``, ``signoffs/…``, ``waits/…`` — the runbook's records
+  (:mod:`failover.store.etcd_runbook`).
 
 **Fencing.** After this process raised the epoch (it became the leader, or started a run) its
 ``fence`` is that epoch, and every write of a run, a step, a decision or a state key is a txn
@@ -38,6 +40,7 @@ from typing import Any
 from failover.core import errors
 from failover.store import JSON, DecisionRecord, RunPhase, RunRecord, StepRecord, StepStatus
 from failover.store import etcd_client as ec
+from failover.store.etcd_runbook import EtcdRunbookTables
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def _default(value: object) -> object:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-class EtcdStore:
+class EtcdStore(EtcdRunbookTables):
     """:class:`failover.store.Store` on etcd (see module docstring)."""
 
     def __init__(self, endpoints: Sequence[str], *, prefix: str = "/failover", timeout: float = 1.0,
@@ -219,9 +222,12 @@ class EtcdStore:
 
     # --- decisions ---------------------------------------------------------------------------------
     def append_decision(self, sentence: str, payload: JSON = None) -> DecisionRecord:
+        """The decision and its audit entry, in one transaction (as SQLite does)."""
         number = self._next("decisions")
         rec = DecisionRecord(id=number, ts=self.clock(), sentence=sentence, payload=payload)
-        self._put(self._k("decisions", f"{number:012d}"), asdict(rec), what="decision")
+        put = ec.op_put(self._k("decisions", f"{number:012d}"), _dump(asdict(rec)))
+        self._append_audit(rec.ts, actor="daemon", action="decision", run=None, subject=None,
+                           details={"sentence": sentence, "payload": payload}, with_ops=[put])
         return rec
 
     def decisions(self, limit: int = 20) -> list[DecisionRecord]:

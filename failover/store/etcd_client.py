@@ -86,6 +86,10 @@ def op_get(key: str) -> dict[str, Any]:
     return {"request_range": {"key": b64(key)}}
 
 
+def op_delete(key: str) -> dict[str, Any]:
+    return {"request_delete_range": {"key": b64(key)}}
+
+
 @dataclass(frozen=True)
 class TxnResult:
     succeeded: bool
@@ -194,6 +198,12 @@ class EtcdClient:
     def keepalive(self, lease: int) -> int:
         """The lease's remaining TTL after the refresh; 0 when it has expired (it is gone)."""
         data = self.call("/v3/lease/keepalive", {"ID": str(lease)})
+        if "result" not in data and data.get("error"):
+            # a stream error ("no leader", "leader changed" during an election) says nothing about the
+            # lease: only a result with TTL 0 means it expired (etcd answers an unknown lease so)
+            error = data["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise errors.TemporaryError(f"etcd lease keepalive failed: {message}", delay=0.5)
         return int((data.get("result") or {}).get("TTL", 0))
 
     def revoke(self, lease: int) -> None:
