@@ -427,8 +427,9 @@ class Config(_Model):
 
 
 __all__ = [
-    "Component", "Config", "DatabaseHost", "Constraints", "Coordination", "CoordinationBackend", "DnsConfig", "HealthConfig",
-    "Ingress", "KubeAccess",
-    "LabConfig", "Operator", "Policy", "PolicyMode", "PostgresData", "Probe", "ProviderKind", "Role", "S3BucketData", "Site", "Storage",
+    "Component", "Config", "Constraints", "Coordination", "CoordinationBackend", "DatabaseHost", "DnsConfig",
+    "HealthConfig", "Ingress", "KubeAccess",
+    "LabConfig", "Operator", "Policy", "PolicyMode", "PostgresData", "Probe", "ProviderKind", "Role", "S3BucketData",
+    "Site", "Storage",
     "Strategy", "Support", "Workload", "WorkplaceConfig", "WorkplaceProfile",
 ]

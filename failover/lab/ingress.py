@@ -26,8 +26,8 @@ from failover.config import models
 from failover.core import serving
 from failover.drill import naming as drill_naming
 from failover.lab import volumes as volumes_mod
-from failover.lab.postgres import RecordsDb
 from failover.lab.kube import types as kt
+from failover.lab.postgres import RecordsDb
 from failover.lab.seed import RECORD_LABEL
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")

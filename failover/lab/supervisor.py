@@ -36,8 +36,8 @@ from failover import s3
 from failover.config import loader, models
 from failover.core import errors, secrets
 from failover.lab import control, observers, pdns, seed, volumes
-from failover.lab import postgres as lab_postgres
 from failover.lab import ingress as ingress_mod
+from failover.lab import postgres as lab_postgres
 from failover.lab import runtime as lab_runtime
 from failover.lab.access import LabAccess
 from failover.lab.kube import types as kt
