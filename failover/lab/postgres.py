@@ -34,6 +34,7 @@ from typing import Any
 
 import asyncpg
 
+from failover import s3
 from failover.core import errors, tasks
 from failover.lab import pdns
 from failover.pgwal import pgbackrest
@@ -57,6 +58,7 @@ class Storage:
     proxy_port: int
     access_key: str
     secret_key: str = field(repr=False)
+    location: Callable[[str], s3.S3Location]  #: a bucket on this storage, as the lab's S3 clients reach it
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,9 @@ class LabDatabases:
             pgbackrest.chown(site_root, OS_USER)
             self.sites[plan.name] = SiteDb(plan.name, plan.kind, site_root, pdns.free_port())
         active = next(p for p in plans if p.active)
+        for plan in plans:  # the repositories' buckets (the sites create them too; idempotent)
+            if plan.standby:
+                await s3.ensure_bucket(storages[plan.kind].location(plan.bucket))
         repos = [self.repo(p, storages[p.kind]) for p in plans if p.standby]
         db = self.sites[active.name]
         pgbackrest.write_private(self.conf, pgbackrest.render(
@@ -175,8 +180,10 @@ class LabDatabases:
         t0 = time.monotonic()
         await pgbackrest.pgbackrest(self.conf, self.stanza, "stanza-create", user=OS_USER, timeout=STANZA_TIMEOUT)
         for n in range(1, len(repos) + 1):  # a base backup in every standby's repository
+            # its WAL reaches the repositories moments later with every other segment (the standbys'
+            # readiness checks the archive's age); not waiting for it here keeps `lab up` short
             await pgbackrest.pgbackrest(self.conf, self.stanza, "backup", f"--repo={n}", "--type=full",
-                                        user=OS_USER, timeout=BACKUP_TIMEOUT)
+                                        "--no-archive-check", user=OS_USER, timeout=BACKUP_TIMEOUT)
         logger.info("database %s: stanza and %d base backups in %.1fs", active.name, len(repos),
                     time.monotonic() - t0)
 

@@ -34,7 +34,7 @@ from pydantic import SecretStr
 
 from failover import s3
 from failover.config import loader, models
-from failover.core import errors, secrets
+from failover.core import errors, secrets, tasks
 from failover.lab import control, observers, pdns, seed, volumes
 from failover.lab import ingress as ingress_mod
 from failover.lab import postgres as lab_postgres
@@ -207,13 +207,21 @@ class World:
         await self._start_processes()
         logger.info("processes up in %.2fs", time.monotonic() - t0)
         ingress_port = self.lab.ingress_port
-        built = await asyncio.gather(*(
-            self._start_site(site, index=i) for i, site in enumerate(self.config.sites, start=1)))
+        databases = asyncio.ensure_future(self._start_databases()) if self.lab.postgres else None
+        try:
+            built = await asyncio.gather(*(
+                self._start_site(site, index=i) for i, site in enumerate(self.config.sites, start=1)))
+        except BaseException:
+            if databases is not None:
+                await tasks.cancel_and_wait(databases)
+            raise
         self.sites = {s.site.name: s for s in built}
         logger.info("sites up in %.2fs", time.monotonic() - t0)
         await self._start_ingress_proxies(ingress_port)
-        if self.lab.postgres:
-            await self._start_databases()
+        if databases is not None:
+            await databases
+            for name, parts in self.sites.items():  # the apps commit their records to the site's database
+                parts.ingress.database = lab_postgres.RecordsDb(self.databases.sites[name].port)  # type: ignore[union-attr]
             logger.info("databases up in %.2fs", time.monotonic() - t0)
         await self._start_observer_paths()
         await self._bootstrap_dns()
@@ -312,10 +320,11 @@ class World:
         self.databases = lab_postgres.LabDatabases(root=root, stanza=data.stanza, repo_path=data.repo_path,
                                                    archive_timeout=self.lab.archive_timeout, region=S3_REGION)
         storages = {k: lab_postgres.Storage(kind=k, proxy_port=st.proxy.port, access_key=st.access_key,
-                                            secret_key=st.secret_key) for k, st in self.storage.items()}
-        plans = [lab_postgres.SitePlan(name=p.site.name, kind=p.provider_kind, bucket=p.bucket,
-                                       active=p.site.role is models.Role.ACTIVE,
-                                       standby=p.site.role is models.Role.STANDBY) for p in self.sites.values()]
+                                            secret_key=st.secret_key, location=st.location)
+                    for k, st in self.storage.items()}
+        plans = [lab_postgres.SitePlan(name=site.name, kind=self._kind(site), bucket=f"velero-{site.name}",
+                                       active=site.role is models.Role.ACTIVE,
+                                       standby=site.role is models.Role.STANDBY) for site in self.config.sites]
 
         def record(name: str, pid: int, command: str) -> None:  # stunnel's record carries the directory
             lab_runtime.record_pid(self.paths, name=name, pid=pid, command=command,
@@ -324,8 +333,6 @@ class World:
         await self.databases.start(plans=plans, storages=storages, ca_file=self.access.ca.ca_file,
                                    cert=self.access.ca.server_cert_file, key=self.access.ca.server_key_file,
                                    logs=self.paths.logs, on_spawn=record)
-        for name, parts in self.sites.items():
-            parts.ingress.database = lab_postgres.RecordsDb(self.databases.sites[name].port)
 
     async def _start_ingress_proxies(self, wanted: int) -> None:
         """One proxy per site on ``127.0.N.1:port``, the same port everywhere (a free one if 0)."""
