@@ -139,6 +139,8 @@ class LabDatabases:
         self.ca_file = root / "ca.crt"
         self.conf = root / "pgbackrest.conf"
         self._heartbeat: asyncio.Task[None | None] | None = None
+        self._backups: asyncio.Task[None | None] | None = None
+        self.backups_done: list[int] = []  #: repositories that hold a base backup
 
     @classmethod
     def make_root(cls) -> Path:
@@ -177,15 +179,21 @@ class LabDatabases:
         await self._start_cluster(db, logs=logs, on_spawn=on_spawn)
         await self._create_schema(db)
         self._heartbeat = tasks.create_guarded_task(self._beat(db), name=f"database heartbeat {db.name}")
-        t0 = time.monotonic()
         await pgbackrest.pgbackrest(self.conf, self.stanza, "stanza-create", user=OS_USER, timeout=STANZA_TIMEOUT)
-        for n in range(1, len(repos) + 1):  # a base backup in every standby's repository
-            # its WAL reaches the repositories moments later with every other segment (the standbys'
-            # readiness checks the archive's age); not waiting for it here keeps `lab up` short
+        # the base backups run after `lab up` returns (each takes seconds); a standby is ready only
+        # once its repository holds one (the product's readiness reads the repository)
+        self._backups = tasks.create_guarded_task(self._base_backups(active.name, len(repos)),
+                                                  name="database base backups")
+
+    async def _base_backups(self, site: str, repos: int) -> None:
+        t0 = time.monotonic()
+        for n in range(1, repos + 1):  # a base backup in every standby's repository
+            # its WAL reaches the repositories with every other segment (the standbys' readiness
+            # checks the archive's age); not waiting for it in the backup saves seconds per repository
             await pgbackrest.pgbackrest(self.conf, self.stanza, "backup", f"--repo={n}", "--type=full",
                                         "--no-archive-check", user=OS_USER, timeout=BACKUP_TIMEOUT)
-        logger.info("database %s: stanza and %d base backups in %.1fs", active.name, len(repos),
-                    time.monotonic() - t0)
+            self.backups_done.append(n)
+        logger.info("database %s: %d base backups in %.1fs", site, repos, time.monotonic() - t0)
 
     def repo(self, plan: SitePlan, storage: Storage) -> pgbackrest.Repo:
         return pgbackrest.Repo(host="localhost", port=self.tls_ports[plan.kind], bucket=plan.bucket,
@@ -284,8 +292,9 @@ class LabDatabases:
                 "repo_path": self.repo_path}
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            await tasks.cancel_and_wait(self._heartbeat)
+        for task in (self._backups, self._heartbeat):
+            if task is not None:
+                await tasks.cancel_and_wait(task)
         for db in self.sites.values():
             self.freeze(db.name, False)
         await asyncio.to_thread(stop_clusters, self.root)

@@ -22,6 +22,7 @@ from failover.config import models
 from failover.core import errors
 from failover.health.model import SiteView
 
+BACKUP_LABEL = re.compile(r"/\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?/$")
 SEGMENT = re.compile(r"^([0-9A-F]{24})-[0-9a-f]{40}(\.[a-z0-9]+)?$")
 
 
@@ -44,6 +45,7 @@ class WalStatus:
     newest: Segment | None
     checked_at: datetime
     error: str | None = None
+    backups: int = 0  #: base backups in the repository (a recovery needs one)
 
     def age(self, now: datetime) -> float | None:
         return None if self.newest is None else max(0.0, (now - self.newest.archived_at).total_seconds())
@@ -51,6 +53,15 @@ class WalStatus:
 
 def archive_prefix(data: models.PostgresData) -> str:
     return f"{data.repo_path.strip('/')}/archive/{data.stanza}/".lstrip("/")
+
+
+def backup_prefix(data: models.PostgresData) -> str:
+    return f"{data.repo_path.strip('/')}/backup/{data.stanza}/".lstrip("/")
+
+
+async def backups(client: Any, loc: s3.S3Location, data: models.PostgresData) -> int:
+    """How many base backups (full, differential, incremental) the repository holds."""
+    return sum(1 for p in await _prefixes(client, loc, backup_prefix(data)) if BACKUP_LABEL.search(p))
 
 
 async def _prefixes(client: Any, loc: s3.S3Location, prefix: str) -> list[str]:
@@ -109,10 +120,12 @@ async def segments(client: Any, loc: s3.S3Location, data: models.PostgresData) -
 async def read(pool: s3.ClientPool, loc: s3.S3Location, data: models.PostgresData, *, now: datetime) -> WalStatus:
     """The archive's state on one standby; never raises (an error is part of the result)."""
     try:
-        segment = await newest(await pool.client(loc), loc, data)
+        client = await pool.client(loc)
+        segment = await newest(client, loc, data)
+        count = await backups(client, loc, data)
     except errors.FailoverError as exc:
         return WalStatus(data.stanza, None, now, error=str(exc))
-    return WalStatus(data.stanza, segment, now)
+    return WalStatus(data.stanza, segment, now, backups=count)
 
 
 def readiness(view: SiteView, statuses: dict[str, WalStatus], profile: models.WorkplaceProfile, *,
@@ -125,12 +138,16 @@ def readiness(view: SiteView, statuses: dict[str, WalStatus], profile: models.Wo
         age = status.age(now) if status is not None else None
         if status is None:
             reasons.append(f"database {data.stanza}: archived WAL not read yet")
-        elif status.error and age is None:
+            continue
+        if status.error and age is None:
             reasons.append(f"database {data.stanza}: cannot read the WAL archive ({status.error})")
-        elif age is None:
+            continue
+        if age is None:
             reasons.append(f"database {data.stanza}: no WAL archived to this site")
         elif max_wal_age is not None and age > max_wal_age:
             reasons.append(f"database {data.stanza}: newest archived WAL is {age:.0f}s old (max {max_wal_age:.0f}s)")
+        if status.backups == 0:
+            reasons.append(f"database {data.stanza}: no base backup in this site's repository yet")
     if not reasons:
         return view
     return dataclasses.replace(view, ready=False, ready_reasons=(*view.ready_reasons, *reasons))
@@ -143,5 +160,5 @@ def document(statuses: dict[str, WalStatus], *, now: datetime) -> dict[str, dict
         age = st.age(now)
         out[stanza] = {"newest_segment": st.newest.name if st.newest else None,
                        "archived_at": st.newest.archived_at.isoformat() if st.newest else None,
-                       "age_s": None if age is None else round(age, 1), "error": st.error}
+                       "age_s": None if age is None else round(age, 1), "backups": st.backups, "error": st.error}
     return out
