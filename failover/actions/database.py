@@ -40,7 +40,8 @@ def _repo(site: SiteEndpoints, data: models.PostgresData) -> pgbackrest.Repo:
     db, loc = site.database, site.storage
     if db is None or loc is None:
         raise errors.PermanentError(f"site {site.name} has no database (sites[].database) or bucket configured")
-    return pgbackrest.Repo(host=db.repo_host, port=db.repo_port, bucket=loc.bucket, region=loc.region,
+    bucket = archive.repo_location(loc, site.site, data).bucket
+    return pgbackrest.Repo(host=db.repo_host, port=db.repo_port, bucket=bucket, region=loc.region,
                            path=data.repo_path, access_key=loc.access_key.get_secret_value(),
                            secret_key=loc.secret_key.get_secret_value(), verify_tls=db.verify_tls,
                            ca_file=db.ca_file)
@@ -64,7 +65,7 @@ async def pg_recover(ctx: StepContext, p: RecoverParams) -> StepResult:
     for _, data in found:
         target = recovery.Target(site=p.site, key=f"{ctx.run_id}/{ctx.key}/{data.stanza}", db=site.database,
                                  stanza=data.stanza, repo=_repo(site, data), timeout=data.recovery_timeout)
-        loc = site.storage.model_copy(update={"prefix": ""})
+        loc = archive.repo_location(site.storage, site.site, data)
 
         async def listing(loc: s3.S3Location = loc, data: models.PostgresData = data) -> list[archive.Segment]:
             async with s3.ClientPool() as pool:

@@ -85,6 +85,9 @@ class PostgresData(_Model):
 
     kind: Literal["postgresql"]
     stanza: str = Field(default="opendesk", pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="pgBackRest stanza")
+    bucket: str = Field(default="pgwal", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description=(
+        "the bucket on each standby's object storage that holds the repository (not Velero's: Velero "
+        "refuses a bucket with foreign top-level directories); per site renamed by storage.app_buckets"))
     repo_path: str = Field(default="/pgwal", pattern=r"^/[A-Za-z0-9/_.-]*$",
                            description="the repository's path in each standby's bucket")
     recovery_timeout: float = Field(default=600.0, gt=0, le=bounds.MONTH,

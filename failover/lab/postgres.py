@@ -173,7 +173,7 @@ class LabDatabases:
         db = self.sites[active.name]
         pgbackrest.write_private(self.conf, pgbackrest.render(
             stanza=self.stanza, repos=repos, log_dir=self.root / "log", lock_dir=self.root / "lock",
-            spool_dir=self.root / "spool",
+            spool_dir=self.root / "spool", push_async=True,
             cluster=pgbackrest.Cluster(data_dir=db.data_dir, port=db.port, socket_dir=db.socket_dir)), owner=OS_USER)
         await self._initdb(db)
         await self._start_cluster(db, logs=logs, on_spawn=on_spawn)

@@ -322,7 +322,8 @@ class World:
         storages = {k: lab_postgres.Storage(kind=k, proxy_port=st.proxy.port, access_key=st.access_key,
                                             secret_key=st.secret_key, location=st.location)
                     for k, st in self.storage.items()}
-        plans = [lab_postgres.SitePlan(name=site.name, kind=self._kind(site), bucket=f"velero-{site.name}",
+        plans = [lab_postgres.SitePlan(name=site.name, kind=self._kind(site),
+                                       bucket=site.storage.app_buckets.get(data.bucket, data.bucket),
                                        active=site.role is models.Role.ACTIVE,
                                        standby=site.role is models.Role.STANDBY) for site in self.config.sites]
 

@@ -51,6 +51,11 @@ class WalStatus:
         return None if self.newest is None else max(0.0, (now - self.newest.archived_at).total_seconds())
 
 
+def repo_location(storage: s3.S3Location, site: models.Site, data: models.PostgresData) -> s3.S3Location:
+    """The bucket holding ``data``'s repository on ``site`` (same endpoint and credentials as its storage)."""
+    return storage.model_copy(update={"bucket": site.storage.app_buckets.get(data.bucket, data.bucket), "prefix": ""})
+
+
 def archive_prefix(data: models.PostgresData) -> str:
     return f"{data.repo_path.strip('/')}/archive/{data.stanza}/".lstrip("/")
 

@@ -50,12 +50,14 @@ class Cluster:
 
 
 def render(*, stanza: str, repos: Sequence[Repo], cluster: Cluster, log_dir: Path, lock_dir: Path,
-           spool_dir: Path | None = None, prefetch: bool = False) -> str:
+           spool_dir: Path | None = None, prefetch: bool = False, push_async: bool = False) -> str:
     """The ``pgbackrest.conf`` text (it holds the repositories' keys: write it 0600).
 
     ``prefetch`` (a restore): ``archive-get`` runs asynchronously, fetching the next segments in
     parallel into the spool directory while PostgreSQL replays (one TLS round trip per segment
-    otherwise makes replay time grow with the archive)."""
+    otherwise makes replay time grow with the archive). ``push_async`` (the archiving source):
+    ``archive-push`` hands the segment to one background process that pushes every ready segment
+    to every repository in parallel; PostgreSQL still hears success only once it is in all of them."""
     lines = ["[global]"]
     for n, repo in enumerate(repos, start=1):
         secrets.register(repo.secret_key)
@@ -71,7 +73,7 @@ def render(*, stanza: str, repos: Sequence[Repo], cluster: Cluster, log_dir: Pat
               "compress-type=lz4", "start-fast=y", "archive-timeout=30", "io-timeout=10", "db-timeout=60"]
     if spool_dir is not None:
         lines.append(f"spool-path={spool_dir}")
-    if prefetch and spool_dir is not None:
+    if (prefetch or push_async) and spool_dir is not None:
         lines += ["archive-async=y", "archive-get-queue-max=256MB", "process-max=4"]
     lines += ["", f"[{stanza}]", f"pg1-path={cluster.data_dir}", f"pg1-port={cluster.port}",
               f"pg1-socket-path={cluster.socket_dir}", ""]

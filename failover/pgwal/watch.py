@@ -36,8 +36,8 @@ class WalWatcher:
         now = self.clock()
 
         async def one(site: str, loc: s3.S3Location) -> None:
-            bucket_root = loc.model_copy(update={"prefix": ""})
-            got = await asyncio.gather(*(archive.read(self.pool, bucket_root, data, now=now)
+            where = self.runtime.sites[site].site
+            got = await asyncio.gather(*(archive.read(self.pool, archive.repo_location(loc, where, data), data, now=now)
                                          for _, data in self.runtime.profile.databases()))
             self.statuses[site] = {st.stanza: st for st in got}
 

@@ -12,7 +12,7 @@ import yaml
 
 from tests.e2e.conftest import REPO, Lab
 
-MAX_WAL_AGE = 30.0
+MAX_WAL_AGE = 60.0  # generous: archiving on a loaded 2-core machine lags by tens of seconds
 
 
 def make_config(tmp: Path) -> Path:

@@ -41,7 +41,7 @@ def target(rt: Runtime, site: str, key: str) -> recovery.Target:
 def bucket(rt: Runtime, site: str) -> s3.S3Location:
     loc = rt.sites[site].storage
     assert loc is not None
-    return loc.model_copy(update={"prefix": ""})
+    return archive.repo_location(loc, rt.sites[site].site, rt.profile.databases()[0][1])
 
 
 async def segments(rt: Runtime, site: str) -> list[archive.Segment]:
