@@ -18,7 +18,7 @@ MAX_WAL_AGE = 60.0  # generous: archiving on a loaded 2-core machine lags by ten
 def make_config(tmp: Path) -> Path:
     data = yaml.safe_load((REPO / "config" / "lab.yaml").read_text())
     data["workplace"]["profile"] = str(REPO / "config" / "workplaces" / "opendesk.yaml")
-    data["health"].update({"interval": 1.0, "timeout": 2.0, "storage_timeout": 10.0, "fail_after": 3,
+    data["health"].update({"interval": 1.0, "timeout": 5.0, "storage_timeout": 10.0, "fail_after": 3,
                            "recover_after": 2})
     data["lab"].update({"postgres": True, "archive_timeout": 2, "etcd_members": 0, "backup_interval": "@every 5s",
                         "sync_period": 0.5, "ready_delay": 0.3, "restore_item_delay": 0.0, "slow_latency": 3.0})

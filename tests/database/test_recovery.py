@@ -26,7 +26,7 @@ from failover.pgwal import archive, recovery
 from failover.store import sqlite
 from tests.e2e.conftest import Lab, wait_for
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(480)
 
 ACTIVE, TARGET = "ionos-de-fra", "stackit-eu01"
 
@@ -148,7 +148,7 @@ async def test_failover_recovers_the_database_to_the_outage_and_resumes_after_ki
             doc = store.get_state("status")
             return isinstance(doc, dict) and bool(doc["sites"][TARGET]["ready"])
 
-        await wait_for(target_ready, timeout=90, what=f"{TARGET} ready (WAL age within the bound)")
+        await wait_for(target_ready, timeout=180, what=f"{TARGET} ready (a replicated backup, fresh WAL)")
         await wait_for(lambda: len(gen.acked) >= 15, timeout=60, what="15 acknowledged records")
         pg_lab.cli("lab", "break", ACTIVE, "--mode", "down")
         await wait_for(lambda: recovery_phase(rt, TARGET) in ("restoring", "restored"), timeout=120,
