@@ -98,6 +98,19 @@ def _postmaster_pid(data_dir: Path) -> int | None:
         return None
 
 
+def _processes_with(needle: str) -> list[int]:
+    """PIDs whose command line contains ``needle``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def stop_clusters(directory: Path) -> None:
     """Stop every PostgreSQL running on a data directory under ``directory`` (immediate; idempotent).
 
@@ -115,6 +128,10 @@ def stop_clusters(directory: Path) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the lab keeps nothing
+    for other in _processes_with(f"--config={directory}/"):  # pgBackRest's own sessions (async push, restore)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(other, signal.SIGCONT)
+            os.kill(other, signal.SIGTERM)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         alive = [p for p in directory.glob("*/data/postmaster.pid")
@@ -273,14 +290,19 @@ class LabDatabases:
 
     # --- faults, status, stop --------------------------------------------------------------------
     def freeze(self, site: str, frozen: bool) -> None:
-        """Stop (or continue) every process of the site's cluster: a lost provider sends nothing more."""
+        """Stop (or continue) every process of the site's cluster and its archiving (pgBackRest's
+        asynchronous pusher runs in a session of its own): a lost provider sends nothing more."""
         db = self.sites.get(site)
         pid = _postmaster_pid(db.data_dir) if db is not None else None
         if db is None or pid is None or db.frozen == frozen:
             return
+        sig = signal.SIGSTOP if frozen else signal.SIGCONT
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(os.getpgid(pid), signal.SIGSTOP if frozen else signal.SIGCONT)
-            db.frozen = frozen
+            os.killpg(os.getpgid(pid), sig)
+        for other in _processes_with(f"--config={self.conf}"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(other, sig)
+        db.frozen = frozen
 
     def describe(self, site: str) -> dict[str, Any] | None:
         db = self.sites.get(site)
