@@ -40,7 +40,7 @@ def make_config(directory: Path, *, backup_interval: int) -> Path:
     data["workplace"]["profile"] = str(REPO / "config" / "workplaces" / "opendesk.yaml")
     data["lab"].update({"postgres": True, "archive_timeout": 2, "etcd_members": 0,
                         "backup_interval": f"@every {backup_interval}s", "ready_delay": 0.3})
-    data["policy"].update({"max_wal_age": 60})
+    data["policy"].update({"max_wal_age": 60, "rpo": 600})
     path = directory / "lab.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

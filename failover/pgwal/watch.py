@@ -54,11 +54,20 @@ class WalWatcher:
             await asyncio.sleep(interval)
 
     def apply(self, views: dict[str, SiteView]) -> dict[str, SiteView]:
-        """Readiness: a ready standby whose archived WAL is too old (``policy.max_wal_age``) is not."""
+        """Readiness: a ready standby whose archived WAL is too old (``policy.max_wal_age``) is not.
+
+        The age is measured at the active site's outage start while it has one: a lost active
+        site archives nothing more, so what counts is how far behind the archive was when it was
+        lost (the data-loss window), not how long ago that was — else every standby would turn
+        unready exactly when it is needed."""
         bound = self.runtime.config.policy.max_wal_age
         if bound is None or not self.enabled:
             return views
         now = self.clock()
+        lost = [v.outage_started_at for v in views.values()
+                if v.role == models.Role.ACTIVE.value and v.outage_started_at is not None]
+        if lost:
+            now = min(now, *lost)
         out = dict(views)
         for name, view in views.items():
             if view.ready and view.role == models.Role.STANDBY.value:

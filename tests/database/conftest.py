@@ -22,7 +22,8 @@ def make_config(tmp: Path) -> Path:
                            "recover_after": 2})
     data["lab"].update({"postgres": True, "archive_timeout": 2, "etcd_members": 0, "backup_interval": "@every 5s",
                         "sync_period": 0.5, "ready_delay": 0.3, "restore_item_delay": 0.0, "slow_latency": 3.0})
-    data["policy"].update({"cooldown": 300, "max_wal_age": MAX_WAL_AGE})
+    # a loaded CI machine takes minutes to detect and decide: the Velero RPO must not expire meanwhile
+    data["policy"].update({"cooldown": 300, "max_wal_age": MAX_WAL_AGE, "rpo": 600})
     path = tmp / "lab.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

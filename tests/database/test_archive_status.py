@@ -69,3 +69,15 @@ async def test_a_standby_whose_archive_cannot_be_read_is_not_ready(pg_lab: Lab) 
             return dataclasses.replace(w.apply({"otc-eu-de": ready_view("otc-eu-de")})["otc-eu-de"]).ready
 
     await wait_for(archived_again, timeout=60, what="OTC's archive readable and fresh after the heal")
+
+
+async def test_the_age_counts_up_to_the_active_sites_outage_start_not_beyond(pg_lab: Lab) -> None:
+    """A lost active site archives nothing more: a standby must not turn unready for that reason."""
+    rt = pg_lab.runtime()
+    async with s3.ClientPool() as pool:
+        now = utcnow()
+        later = watch.WalWatcher(rt, pool, clock=lambda: now + timedelta(seconds=MAX_WAL_AGE + 30))
+        await later.read_once({"stackit-eu01": "standby"})
+        lost_active = SiteView(name="ionos-de-fra", role="active", health=Health.DOWN, outage_started_at=now)
+        views = later.apply({"ionos-de-fra": lost_active, "stackit-eu01": ready_view("stackit-eu01")})
+    assert views["stackit-eu01"].ready, views["stackit-eu01"].ready_reasons
