@@ -136,7 +136,7 @@ def stop_clusters(directory: Path) -> None:
     while time.monotonic() < deadline:
         alive = [p for p in directory.glob("*/data/postmaster.pid")
                  if (pid := _postmaster_pid(p.parent)) is not None and Path(f"/proc/{pid}").exists()]
-        if not alive:
+        if not alive and not _processes_with(f"--config={directory}/"):
             return
         time.sleep(0.05)
 
