@@ -36,6 +36,7 @@ ACTIVE, TARGET = "ionos-de-fra", "stackit-eu01"
 
 
 def make_config(directory: Path, *, backup_interval: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
     data = yaml.safe_load((REPO / "config" / "lab.yaml").read_text())
     data["workplace"]["profile"] = str(REPO / "config" / "workplaces" / "opendesk.yaml")
     data["lab"].update({"postgres": True, "archive_timeout": 2, "etcd_members": 0,
