@@ -133,7 +133,10 @@ async def failover(directory: Path, *, backup_interval: int, writes: int) -> dic
 
         completed = datetime.fromisoformat(backup["completed_at"]).timestamp()
         recovered_to = recovered.get("recovered_to")
-        last_ack = max(gen.acked.values())  # the fault took effect after this (the break command takes a moment)
+        detected = datetime.fromisoformat(doc["detected_at"]).timestamp() if doc.get("detected_at") else time.time()
+        # the old site's last acknowledged write: the fault took effect after it (the break command takes
+        # a moment), and the new site acknowledges writes only after the DNS switch, long after detection
+        last_ack = max((t for t in gen.acked.values() if t < detected), default=outage)
 
         def span(lost: list[str]) -> float:  # the measured window: from the first lost write to the last write
             return round(last_ack - min(gen.acked[i] for i in lost), 1) if lost else 0.0
