@@ -29,7 +29,9 @@ class WalWatcher:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.runtime.profile.databases())
+        """Archived databases in the profile, and at least one site that says where its database runs
+        (a deployment or lab without databases pays nothing for this watch)."""
+        return bool(self.runtime.profile.databases()) and any(ep.database for ep in self.runtime.sites.values())
 
     async def read_once(self, roles: dict[str, str]) -> None:
         """Read every standby's archives, concurrently (never raises)."""
