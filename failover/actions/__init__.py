@@ -5,6 +5,6 @@ step gate (:mod:`failover.actions.manual`) and the audit trail's observer (:mod:
 """
 
 from failover import audit
-from failover.actions import buckets, dns, fence, lifecycle, manual, reprotect, restore, volumes
+from failover.actions import buckets, database, dns, fence, lifecycle, manual, reprotect, restore, volumes
 
-__all__ = ["audit", "buckets", "dns", "fence", "lifecycle", "manual", "reprotect", "restore", "volumes"]
+__all__ = ["audit", "buckets", "database", "dns", "fence", "lifecycle", "manual", "reprotect", "restore", "volumes"]

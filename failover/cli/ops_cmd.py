@@ -120,6 +120,8 @@ async def _probed_snapshot(d: Any, target: str) -> Any:
         view = d.watcher.views().get(target)
         if view is None or all(c.passing is not None for c in view.checks):
             break
+    if d.wal.enabled:  # the databases' archived WAL on each standby (policy.max_wal_age)
+        await d.wal.read_once(d.roles())
     return d.snapshot()
 
 

@@ -107,8 +107,12 @@ async def probe_document(loaded: loader.Loaded, store: Any, *,
 
     try:
         await asyncio.gather(*(one(name) for name in names))
+        if d.wal.enabled:  # the databases' archived WAL on each standby
+            await d.wal.read_once(d.roles())
         doc = daemon_mod.status_document(rt, d.snapshot(), store)
+        d.wal.annotate(doc)
     finally:
+        await d.replicator.aclose()
         await d.services.aclose()
     doc["source"] = "one probe round by this command (--live)"
     doc["age_s"], doc["stale"] = 0.0, False

@@ -108,6 +108,9 @@ def status_lines(doc: dict[str, Any], *, width: int, wide: bool = False, color: 
     if doc.get("source"):
         out.append(paint(str(doc["source"]), "yellow" if doc.get("stale") else "dim", color=color))
     header = ["site", "provider", "role", "health", "ready", "lag"]
+    wal = any("wal_age_s" in s for s in (doc.get("sites") or {}).values())  # the databases' archived WAL age
+    if wal:
+        header.append("wal")
     if wide:
         header += ["newest backup", "provider state"]
     rows = []
@@ -118,6 +121,9 @@ def status_lines(doc: dict[str, Any], *, width: int, wide: bool = False, color: 
                  Cell(str(s.get("health", "")), HEALTH_STYLE.get(str(s.get("health")), "")),
                  Cell("yes" if s.get("ready") else "no", "green" if s.get("ready") else ""),
                  Cell("" if lag is None else f"{lag:.0f}s")]
+        if wal:
+            age = s.get("wal_age_s")
+            cells.append(Cell("" if age is None else f"{age:.0f}s"))
         if wide:
             cells += [Cell(str(s.get("newest_backup") or "-")), Cell(str(s.get("provider_state") or "-"))]
         reasons = list(s.get("reasons") or [])

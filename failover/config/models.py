@@ -75,6 +75,25 @@ class S3BucketData(_Model):
     env_endpoint: str = Field(default="S3_ENDPOINT", description="env var naming the S3 endpoint")
 
 
+class PostgresData(_Model):
+    """A PostgreSQL cluster whose WAL is archived continuously to every standby's bucket (pgBackRest).
+
+    The active site's ``archive_command`` pushes each WAL segment to one pgBackRest repository per
+    standby (``repo_path`` in the standby's bucket); a failover recovers the target's database from
+    its own repository to the newest archived point (:mod:`failover.pgwal`).
+    """
+
+    kind: Literal["postgresql"]
+    stanza: str = Field(default="opendesk", pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="pgBackRest stanza")
+    bucket: str = Field(default="pgwal", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description=(
+        "the bucket on each standby's object storage that holds the repository (not Velero's: Velero "
+        "refuses a bucket with foreign top-level directories); per site renamed by storage.app_buckets"))
+    repo_path: str = Field(default="/pgwal", pattern=r"^/[A-Za-z0-9/_.-]*$",
+                           description="the repository's path in each standby's bucket")
+    recovery_timeout: float = Field(default=600.0, gt=0, le=bounds.MONTH,
+                                    description="seconds a point-in-time recovery may take")
+
+
 class Component(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=bounds.NAME)
     title: str = Field(max_length=bounds.TEXT)
@@ -87,7 +106,8 @@ class Component(_Model):
     workloads: tuple[Workload, ...] = ()
     hostnames: tuple[str, ...] = ()
     probes: tuple[Probe, ...] = ()
-    data: tuple[str | S3BucketData, ...] = ()  #: what data it holds; s3-bucket entries are replicated
+    #: what data it holds; s3-bucket entries are replicated, postgresql entries archive their WAL
+    data: tuple[str | S3BucketData | PostgresData, ...] = ()
     stateful: bool = False  #: keeps application records (lab: counted for data loss)
 
 
@@ -114,6 +134,10 @@ class WorkplaceProfile(_Model):
     def buckets(self) -> list[tuple[Component, S3BucketData]]:
         """Every replicated application bucket with the component that uses it."""
         return [(c, d) for c in self.components for d in c.data if isinstance(d, S3BucketData)]
+
+    def databases(self) -> list[tuple[Component, PostgresData]]:
+        """Every PostgreSQL cluster with WAL archiving, with the component that holds it."""
+        return [(c, d) for c in self.components for d in c.data if isinstance(d, PostgresData)]
 
     def groups(self) -> list[int]:
         return sorted({c.group for c in self.components})
@@ -164,6 +188,22 @@ class Storage(_Model):
                                         "this site's bucket name (default: the logical name)")
 
 
+class DatabaseHost(_Model):
+    """Where a site's PostgreSQL runs for the daemon: pgBackRest and ``pg_ctl`` run on the daemon's
+    host as ``os_user`` (a database on a VM beside the cluster; the lab's). The repository is the
+    site's bucket (``storage``) as pgBackRest reaches it: ``repo_endpoint`` over TLS, verified."""
+
+    data_dir: Path | None = None  #: lab: taken from the running lab
+    port: int | None = Field(default=None, ge=1, le=65535)
+    socket_dir: Path | None = None
+    bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    os_user: str = Field(default="postgres", pattern=r"^[a-z_][a-z0-9_-]*$")
+    repo_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+                                      description="host[:port] of the bucket's S3 endpoint (https) for pgBackRest")
+    repo_verify_tls: bool = True
+    repo_ca_file: Path | None = None  #: the CA that signed the endpoint's certificate (default: system CAs)
+
+
 class Support(_Model):
     """Whom to call: a provider's support desk or a contact (printed in the Notfallhandbuch)."""
 
@@ -208,6 +248,7 @@ class Site(_Model):
     velero_namespace: str = "velero"
     bsl: str = "default"
     support: Support | None = None  #: the provider's support desk for this site
+    database: DatabaseHost | None = None  #: the site's PostgreSQL (WAL archiving, point-in-time recovery)
 
     def cluster_ref(self) -> ClusterRef:
         return self.cluster or ClusterRef(region=self.region, cluster=self.name)
@@ -271,6 +312,10 @@ class Policy(_Model):
     max_failed_runs: int = Field(default=3, ge=1, le=100, description=(
         "failed automatic runs in a row after which the daemon stops and asks for a human"))
 
+    max_wal_age: float | None = Field(default=None, gt=0, le=bounds.MONTH, description=(
+        "a standby is ready only if each database's newest WAL segment archived there is at most this "
+        "many seconds old (profile: `data: [{kind: postgresql}]`)"))
+
     approvers: int = Field(default=1, ge=1, le=9,
                            description="different operators who must `approve` a run that waits for approval")
     approver_role: str = Field(default="approver", description="the role an approver needs (with operators)")
@@ -314,6 +359,9 @@ class LabConfig(_Model):
     etcd_members: int = Field(default=3, ge=0, le=5, description="etcd members the lab runs (0: none)")
     observers: tuple[str, ...] = Field(
         default=(), description="daemon names that get their own proxied view of every site (partitions)")
+    postgres: bool = Field(default=False, description="run a PostgreSQL per site with WAL archiving to the "
+                           "standbys (needs postgresql-15, pgbackrest, stunnel4)")
+    archive_timeout: int = Field(default=2, ge=1, le=3600, description="the lab databases' archive_timeout, s")
 
     @field_validator("backup_interval")
     @classmethod
@@ -382,8 +430,9 @@ class Config(_Model):
 
 
 __all__ = [
-    "Component", "Config", "Constraints", "Coordination", "CoordinationBackend", "DnsConfig", "HealthConfig",
-    "Ingress", "KubeAccess",
-    "LabConfig", "Operator", "Policy", "PolicyMode", "Probe", "ProviderKind", "Role", "S3BucketData", "Site", "Storage",
+    "Component", "Config", "Constraints", "Coordination", "CoordinationBackend", "DatabaseHost", "DnsConfig",
+    "HealthConfig", "Ingress", "KubeAccess",
+    "LabConfig", "Operator", "Policy", "PolicyMode", "PostgresData", "Probe", "ProviderKind", "Role", "S3BucketData",
+    "Site", "Storage",
     "Strategy", "Support", "Workload", "WorkplaceConfig", "WorkplaceProfile",
 ]

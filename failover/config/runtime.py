@@ -24,6 +24,39 @@ from providers.base import ClusterRef, Credential, ProviderSettings
 
 
 @dataclass(frozen=True)
+class DatabaseEndpoint:
+    """A site's PostgreSQL as the daemon drives it (pgBackRest, ``pg_ctl``, ``psql`` as ``os_user``)."""
+
+    data_dir: Path
+    port: int
+    socket_dir: Path
+    bin_dir: Path
+    os_user: str
+    repo_host: str  #: the site's bucket as pgBackRest reaches it (https)
+    repo_port: int
+    verify_tls: bool = True
+    ca_file: Path | None = None
+
+
+def _database(db: models.DatabaseHost | None) -> DatabaseEndpoint | None:
+    if db is None or db.data_dir is None or db.port is None or db.repo_endpoint is None:
+        return None
+    host, _, port = db.repo_endpoint.partition(":")
+    return DatabaseEndpoint(data_dir=db.data_dir, port=db.port, socket_dir=db.socket_dir or Path("/var/run/postgresql"),
+                            bin_dir=db.bin_dir, os_user=db.os_user, repo_host=host, repo_port=int(port or 443),
+                            verify_tls=db.repo_verify_tls, ca_file=db.repo_ca_file)
+
+
+def _lab_database(site: models.Site, entry: dict[str, Any]) -> DatabaseEndpoint | None:
+    pg = entry.get("postgres")
+    if not isinstance(pg, dict):
+        return _database(site.database)
+    return DatabaseEndpoint(data_dir=Path(pg["data_dir"]), port=int(pg["port"]), socket_dir=Path(pg["socket_dir"]),
+                            bin_dir=Path(pg["bin_dir"]), os_user=str(pg["os_user"]), repo_host=str(pg["repo_host"]),
+                            repo_port=int(pg["repo_port"]), verify_tls=True, ca_file=Path(pg["ca_file"]))
+
+
+@dataclass(frozen=True)
 class SiteEndpoints:
     """Where one site's parts are reachable now."""
 
@@ -37,6 +70,7 @@ class SiteEndpoints:
     storage: s3.S3Location | None
     kubeconfig: str | None = field(default=None, repr=False)  #: kubeconfig text (a secret)
     kubeconfig_dir: str = ""  #: where the kubeconfig's relative file references point
+    database: DatabaseEndpoint | None = None  #: the site's PostgreSQL (WAL archiving), when configured
 
     @property
     def name(self) -> str:
@@ -120,6 +154,7 @@ def _static_site(site: models.Site) -> SiteEndpoints:
         ingress_scheme=site.ingress.scheme, storage=storage,
         kubeconfig=kubeconfig.read(f"site {site.name} kubeconfig") if kubeconfig else None,
         kubeconfig_dir=str(kubeconfig.file.parent) if kubeconfig and kubeconfig.file else "",
+        database=_database(site.database),
     )
 
 
@@ -141,6 +176,7 @@ def _lab_site(site: models.Site, lab: dict[str, Any]) -> SiteEndpoints:
         ingress_address=str(entry["ingress"]), ingress_port=int(entry["ingress_port"]),
         ingress_scheme="http", storage=storage,
         kubeconfig=kubeconfig.read(f"lab site {site.name} kubeconfig") if kubeconfig else None,
+        database=_lab_database(site, entry),
     )
 
 

@@ -22,6 +22,7 @@ from failover.drill import testfailover
 from failover.ha import coordinator as ha_coordinator
 from failover.health.model import SiteView
 from failover.health.watcher import Watcher
+from failover.pgwal import watch as wal_watch
 from failover.playbook import engine as engine_mod
 from failover.playbook.observers import RunObserver
 from failover.services import Services
@@ -73,6 +74,7 @@ class Daemon(Runs, Loops):
         self.bucket_lags: dict[str, dict[str, buckets.BucketLag]] = {}
         self.bucket_interval = max(10.0, self.cfg.health.interval * 10)  #: app buckets: a listing per pass
         self._buckets_due: dict[str, float] = {}
+        self.wal = wal_watch.WalWatcher(runtime, self.replicator.pool, clock=self.services.clock)
 
     def roles(self) -> dict[str, str]:
         """The sites' roles; the last known ones while the store cannot answer (watching goes on).
@@ -101,7 +103,7 @@ class Daemon(Runs, Loops):
         for name, lags in self.bucket_lags.items():
             if name in views and views[name].ready:
                 views[name] = buckets.readiness(views[name], lags, self.runtime.profile)
-        return views
+        return self.wal.apply(views)  # the databases' archived WAL (policy.max_wal_age)
 
     def _snapshot(self, views: dict[str, SiteView], votes: Any) -> controller.Snapshot:
         """The views with firing alerts, and what the store says (its reads: off the loop on etcd)."""
@@ -258,6 +260,7 @@ class Daemon(Runs, Loops):
         for name, lags in bucket_lags.items():
             if name in doc["sites"]:
                 doc["sites"][name]["buckets"] = buckets.lag_document(lags)
+        self.wal.annotate(doc)
         return doc
 
     async def run(self, *, once: bool = False) -> str:
@@ -269,6 +272,8 @@ class Daemon(Runs, Loops):
         try:
             if once:
                 await self.replicate_once()
+                if self.wal.enabled:
+                    await self.wal.read_once(self.roles())
                 for name in self.watcher.sites:
                     await self.watcher.round(name)
                 return (await self.cycle()).sentence
@@ -278,6 +283,9 @@ class Daemon(Runs, Loops):
             self.watcher.start(self.supervisor)
             self.supervisor.supervise("replicator", self._replicator)
             self.supervisor.supervise("re-fencer", self._refencer)
+            if self.wal.enabled:
+                self.supervisor.supervise("wal watch", lambda: self.wal.run(
+                    self.roles, interval=max(1.0, self.cfg.health.interval * 2)))
             self.surface.start(self.supervisor)  # API server, notification delivery
             if isinstance(self.store, EtcdStore):
                 self.supervisor.supervise("lease watch", self._lease_watch)

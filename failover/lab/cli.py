@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from failover.config import loader
     from failover.lab import control
 
-UP_TIMEOUT = 60.0
+UP_TIMEOUT = 120.0  # a loaded 2-core machine (and a lab with databases) can need more than a minute
 SUPERVISOR = "failover.lab.supervisor"
 
 

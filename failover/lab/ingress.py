@@ -27,6 +27,7 @@ from failover.core import serving
 from failover.drill import naming as drill_naming
 from failover.lab import volumes as volumes_mod
 from failover.lab.kube import types as kt
+from failover.lab.postgres import RecordsDb
 from failover.lab.seed import RECORD_LABEL
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
@@ -128,6 +129,7 @@ class Ingress:
         self.site = site
         self.store = store
         self.volumes = volumes  #: the site's volumes: users' files (``/lab/files``) land in them
+        self.database: RecordsDb | None = None  #: ``lab.postgres``: records are committed here first
         self.zone = zone.rstrip(".")
         self.by_host: dict[str, models.Component] = {
             f"{h}.{self.zone}": c for c in profile.components for h in c.hostnames}
@@ -142,6 +144,8 @@ class Ingress:
         self.host = host
 
     async def close(self) -> None:
+        if self.database is not None:
+            await self.database.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -191,6 +195,11 @@ class Ingress:
             return web.Response(status=400, text='body must be JSON {"id": str, "body": str}')
         if not _ID.match(record_id):
             return web.Response(status=400, text="id: lowercase letters, digits, '.' and '-', at most 63")
+        if self.database is not None:  # the app's database: acknowledged only once committed there
+            try:
+                await self.database.insert(component.name, record_id, body)
+            except Exception as exc:
+                return web.Response(status=503, text=f"{component.title}: database unavailable ({type(exc).__name__})")
         write_record(self.store, component, record_id, body)
         return web.json_response({"id": record_id, "site": self.site}, status=201)
 

@@ -231,6 +231,10 @@ def stop_all(paths: LabPaths, *, grace: float = 8.0) -> list[PidRecord]:
     for record in records:
         directory = Path(record.directory).resolve() if record.directory else None
         if directory is not None and directory.parent == tmp and directory.name.startswith("failover-"):
+            if directory.name.startswith("failover-pg-"):  # a recovered cluster no record names
+                from failover.lab import postgres
+
+                postgres.stop_clusters(directory)
             shutil.rmtree(directory, ignore_errors=True)  # only our own temp dirs, never a user path
     paths.runtime_json.unlink(missing_ok=True)
     paths.pids_json.unlink(missing_ok=True)

@@ -34,9 +34,10 @@ from pydantic import SecretStr
 
 from failover import s3
 from failover.config import loader, models
-from failover.core import errors, secrets
+from failover.core import errors, secrets, tasks
 from failover.lab import control, observers, pdns, seed, volumes
 from failover.lab import ingress as ingress_mod
+from failover.lab import postgres as lab_postgres
 from failover.lab import runtime as lab_runtime
 from failover.lab.access import LabAccess
 from failover.lab.kube import types as kt
@@ -198,6 +199,7 @@ class World:
         self.access = LabAccess(paths.root)
         self.coordination: observers.Coordination | None = None  #: etcd cluster + observers' paths
         self.started_at = time.time()
+        self.databases: lab_postgres.LabDatabases | None = None  #: ``lab: {postgres: true}``
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -205,11 +207,22 @@ class World:
         await self._start_processes()
         logger.info("processes up in %.2fs", time.monotonic() - t0)
         ingress_port = self.lab.ingress_port
-        built = await asyncio.gather(*(
-            self._start_site(site, index=i) for i, site in enumerate(self.config.sites, start=1)))
+        databases = asyncio.ensure_future(self._start_databases()) if self.lab.postgres else None
+        try:
+            built = await asyncio.gather(*(
+                self._start_site(site, index=i) for i, site in enumerate(self.config.sites, start=1)))
+        except BaseException:
+            if databases is not None:
+                await tasks.cancel_and_wait(databases)
+            raise
         self.sites = {s.site.name: s for s in built}
         logger.info("sites up in %.2fs", time.monotonic() - t0)
         await self._start_ingress_proxies(ingress_port)
+        if databases is not None:
+            await databases
+            for name, parts in self.sites.items():  # the apps commit their records to the site's database
+                parts.ingress.database = lab_postgres.RecordsDb(self.databases.sites[name].port)  # type: ignore[union-attr]
+            logger.info("databases up in %.2fs", time.monotonic() - t0)
         await self._start_observer_paths()
         await self._bootstrap_dns()
         await self._start_provider_apis()
@@ -295,6 +308,32 @@ class World:
                           ingress=site_ingress, velero=velero, bucket=bucket, cluster_id=cluster_id, project=project)
         _, parts.kubeconfig = self.access.kubeconfig(site.name, parts.kube_api)
         return parts
+
+    async def _start_databases(self) -> None:
+        """Per site a database place; the active site's cluster archives its WAL to every standby."""
+        found = self.profile.databases()
+        if not found:
+            raise errors.InputError(f"{self.loaded.path}: lab.postgres needs a component with "
+                                    "`data: [{kind: postgresql}]` in the workplace profile")
+        data = found[0][1]
+        root = lab_postgres.LabDatabases.make_root()
+        self.databases = lab_postgres.LabDatabases(root=root, stanza=data.stanza, repo_path=data.repo_path,
+                                                   archive_timeout=self.lab.archive_timeout, region=S3_REGION)
+        storages = {k: lab_postgres.Storage(kind=k, proxy_port=st.proxy.port, access_key=st.access_key,
+                                            secret_key=st.secret_key, location=st.location)
+                    for k, st in self.storage.items()}
+        plans = [lab_postgres.SitePlan(name=site.name, kind=self._kind(site),
+                                       bucket=site.storage.app_buckets.get(data.bucket, data.bucket),
+                                       active=site.role is models.Role.ACTIVE,
+                                       standby=site.role is models.Role.STANDBY) for site in self.config.sites]
+
+        def record(name: str, pid: int, command: str) -> None:  # stunnel's record carries the directory
+            lab_runtime.record_pid(self.paths, name=name, pid=pid, command=command,
+                                   directory=str(root) if name == "stunnel" else "")
+
+        await self.databases.start(plans=plans, storages=storages, ca_file=self.access.ca.ca_file,
+                                   cert=self.access.ca.server_cert_file, key=self.access.ca.server_key_file,
+                                   logs=self.paths.logs, on_spawn=record)
 
     async def _start_ingress_proxies(self, wanted: int) -> None:
         """One proxy per site on ``127.0.N.1:port``, the same port everywhere (a free one if 0)."""
@@ -436,6 +475,8 @@ class World:
             steps.append(("DNS client", self.dns_backend.close()))
         if self.coordination is not None:
             steps.append(("etcd and observer paths", self.coordination.close()))
+        if self.databases is not None:
+            steps.append(("databases", self.databases.close()))
         for name, coro in steps:
             try:
                 await asyncio.wait_for(coro, timeout=10.0)
@@ -452,7 +493,9 @@ class World:
         zone_plain = self.zone.rstrip(".")
         hostnames = {c.name: f"{c.hostnames[0]}.{zone_plain}" for c in self.profile.components if c.hostnames}
         doc: dict[str, Any] = {
-            "sites": {name: parts.describe(self.storage[parts.provider_kind]) for name, parts in self.sites.items()},
+            "sites": {name: {**parts.describe(self.storage[parts.provider_kind]),
+                         **({"postgres": self.databases.describe(name)} if self.databases else {})}
+                  for name, parts in self.sites.items()},
             "dns": {"server": self.dns.host, "port": self.dns.dns_port,
                     "api": self.dns_api_proxy.url if self.dns_api_proxy else self.dns.api_url,
                     "api_key": self.dns.api_key, "zone": self.zone,
@@ -482,6 +525,8 @@ class World:
                                     provider_api=parts.provider_kind in self.emulators)
         parts.faults.add(fault)
         await self._apply_faults(parts)
+        if self.databases is not None:  # a lost provider's database sends nothing more
+            self.databases.freeze(site, bool(parts.faults & {"down", "blackhole"}))
         logger.info("break %s: %s", site, fault)
         return sorted(parts.faults)
 
@@ -493,6 +538,8 @@ class World:
         parts = self.sites[site]
         parts.faults.clear()
         await self._apply_faults(parts)
+        if self.databases is not None:
+            self.databases.freeze(site, False)
         logger.info("healed %s", site)
         return []
 

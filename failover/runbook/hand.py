@@ -55,6 +55,11 @@ _COMMANDS: dict[str, str] = {
                      "S3_BUCKET=<SITE's copy of the app bucket>   # each app that keeps files in a bucket",
     "verify-volumes": "velero --kubecontext <SITE> backup describe <BACKUP> --details   # every pod volume backup "
                       "Completed; its snapshot readable in <SITE>'s bucket",
+    "pg-recover": "# on <SITE>'s database host, as postgres, with <SITE>'s repository (its pgwal bucket):\n"
+                  "pgbackrest --stanza=opendesk restore --type=default --archive-mode=off   # empty data dir\n"
+                  "pg_ctl -D <data dir> start   # replays the archived WAL to its end, then promotes",
+    "pg-final-archive": "psql -h <SITE's database> -U postgres -c 'SELECT pg_walfile_name(pg_switch_wal())'\n"
+                        "# wait until pg_stat_archiver.last_archived_wal has reached it, then: pg_ctl stop -m fast",
     "reprotect": "kubectl --context <SITE> -n opendesk scale deployment,statefulset --all --replicas=0\n"
                  "velero --kubecontext <SITE> schedule pause --all\n"
                  "kubectl --context <SITE> -n velero patch backupstoragelocation default --type merge "
