@@ -281,6 +281,16 @@ class Listed:
     etag: str
 
 
+async def list_prefixes(client: Any, loc: S3Location, prefix: str) -> list[str]:
+    """The "directories" directly under ``prefix`` in ``loc.bucket`` (common prefixes, all pages)."""
+    out: list[str] = []
+    with translating(f"LIST {loc.bucket}/{prefix}"):
+        paginator = client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix, Delimiter="/"):
+            out.extend(str(cp["Prefix"]) for cp in page.get("CommonPrefixes", []) or [])
+    return out
+
+
 async def list_objects(client: Any, loc: S3Location, prefix: str) -> list[Listed]:
     """Every object under ``prefix`` in ``loc.bucket`` (all pages), in key order."""
     out: list[Listed] = []

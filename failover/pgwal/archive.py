@@ -66,16 +66,7 @@ def backup_prefix(data: models.PostgresData) -> str:
 
 async def backups(client: Any, loc: s3.S3Location, data: models.PostgresData) -> int:
     """How many base backups (full, differential, incremental) the repository holds."""
-    return sum(1 for p in await _prefixes(client, loc, backup_prefix(data)) if BACKUP_LABEL.search(p))
-
-
-async def _prefixes(client: Any, loc: s3.S3Location, prefix: str) -> list[str]:
-    out: list[str] = []
-    with s3.translating(f"LIST {loc.bucket}/{prefix}"):
-        paginator = client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix, Delimiter="/"):
-            out.extend(str(p["Prefix"]) for p in page.get("CommonPrefixes", []) or [])
-    return out
+    return sum(1 for p in await s3.list_prefixes(client, loc, backup_prefix(data)) if BACKUP_LABEL.search(p))
 
 
 async def _segments(client: Any, loc: s3.S3Location, prefix: str) -> list[Segment]:
@@ -99,7 +90,7 @@ def _db_id(prefix: str) -> int:
 
 async def current_db(client: Any, loc: s3.S3Location, data: models.PostgresData) -> str | None:
     """The archive directory of the newest database id, or None when nothing was archived."""
-    dbs = await _prefixes(client, loc, archive_prefix(data))
+    dbs = await s3.list_prefixes(client, loc, archive_prefix(data))
     return max(dbs, key=_db_id) if dbs else None
 
 
@@ -108,7 +99,7 @@ async def newest(client: Any, loc: s3.S3Location, data: models.PostgresData) -> 
     db = await current_db(client, loc, data)
     if db is None:
         return None
-    logs = sorted(await _prefixes(client, loc, db))
+    logs = sorted(await s3.list_prefixes(client, loc, db))
     for log in reversed(logs):  # a timeline switch leaves an empty-looking dir only for a moment
         segments = await _segments(client, loc, log)
         if segments:

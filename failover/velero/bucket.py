@@ -41,15 +41,6 @@ class ObjectInfo:
     last_modified: str = ""
 
 
-async def _common_prefixes(client: Any, loc: s3.S3Location, prefix: str) -> list[str]:
-    out: list[str] = []
-    with s3.translating(f"LIST {loc.bucket}/{prefix}"):
-        paginator = client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix, Delimiter="/"):
-            out.extend(str(cp["Prefix"]) for cp in page.get("CommonPrefixes", []) or [])
-    return out
-
-
 async def _objects(client: Any, loc: s3.S3Location, prefix: str) -> list[ObjectInfo]:
     out: list[ObjectInfo] = []
     with s3.translating(f"LIST {loc.bucket}/{prefix}"):
@@ -64,7 +55,7 @@ async def _objects(client: Any, loc: s3.S3Location, prefix: str) -> list[ObjectI
 async def list_backups(loc: s3.S3Location) -> list[str]:
     """Names of the backup dirs under ``<prefix>/backups/`` (sorted; metadata may still be missing)."""
     async with s3.open_client(loc) as client:
-        prefixes = await _common_prefixes(client, loc, layout.backups_dir(loc.prefix))
+        prefixes = await s3.list_prefixes(client, loc, layout.backups_dir(loc.prefix))
     names = (layout.backup_name_from_prefix(loc.prefix, cp) for cp in prefixes)
     return sorted(n for n in names if n)
 
@@ -159,7 +150,7 @@ async def validate_bucket(loc: s3.S3Location) -> str | None:
     """
     try:
         async with s3.open_client(loc) as client:
-            prefixes = await _common_prefixes(client, loc, layout.root(loc.prefix))
+            prefixes = await s3.list_prefixes(client, loc, layout.root(loc.prefix))
     except s3.StoragePermanentError as exc:
         return str(exc)
     bad = layout.invalid_top_level_dirs(loc.prefix, prefixes)
