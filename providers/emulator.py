@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,6 +60,7 @@ class Exchange:
     status: int
     response_headers: dict[str, str]
     response_body: bytes
+    received_at: float = 0.0  #: the emulator's monotonic clock when the request arrived
 
 
 class DnsBackend(Protocol):
@@ -177,6 +179,7 @@ class EmulatorBase:
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        received_at = time.monotonic()
         body = await request.read()
         response: web.StreamResponse = await handler(request)
         payload = response.body if isinstance(response, web.Response) else b""
@@ -189,6 +192,7 @@ class EmulatorBase:
             status=response.status,
             response_headers=dict(response.headers),
             response_body=payload if isinstance(payload, bytes) else b"",
+            received_at=received_at,
         ))
         return response
 
