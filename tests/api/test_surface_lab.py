@@ -244,6 +244,11 @@ async def test_lab_failover_through_the_operations_surface(
         assert (value(after, "failover_decisions_total", verdict="request-approval") or 0) >= 1
         assert (value(after, "failover_fencing_epoch") or 0) > (epoch_before or 0)
         assert value(after, "failover_alerts_received_total", status="firing") == 1
+
+        async def new_active_in_status() -> bool:  # the page renders the daemon's published status
+            return (await status())["active"] == TARGET
+
+        await wait_for(new_active_in_status, timeout=60, what=f"{TARGET} active in /api/v1/status")
         dom = await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-after.png")
         phone = await chromium(f"{url}/", tmp_path, screenshot=tmp_path / "page-phone.png", size="412,1400")
         assert 'name="viewport"' in phone and f'<span id="active-site">{TARGET}</span>' in phone
