@@ -137,8 +137,10 @@ async def start_powerdns(*, host: str = "127.0.0.1", log_path: Path | None = Non
         argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--init-groups", *argv]
     log = open(log_path or directory / "pdns.log", "ab")
     try:
+        # in the caller's session (no new one): a supervisor killed before on_spawn records the pid
+        # still has its PowerDNS swept with its session by `lab down`
         process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
     finally:
         log.close()
     if on_spawn is not None:
